@@ -1,0 +1,1 @@
+"""First-party attacks for pcrobust, registered through the ``pcrobust`` entry-point group."""

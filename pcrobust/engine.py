@@ -1,0 +1,98 @@
+"""The per-timestep evaluation engine: clean and Gaussian-noise accuracy, and batched attacks.
+
+Attacks run on *copies*: one copy of an image per (ε, scored timestep), all attacked together;
+each copy's loss reads the logits at its own timestep from one unroll of the chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from pcrobust.attacks import Attack
+from pcrobust.models import Readout, TimestepModel, select_readout
+
+
+@dataclass(frozen=True)
+class AttackOutcome:
+    """Targeted successes per ε (rows) and timestep (columns) on ``n`` images."""
+
+    successes: Tensor
+    n: int
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but CUDA is not available")
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"unknown device {name!r}; choose auto, cpu or cuda")
+    return torch.device(name)
+
+
+@torch.no_grad()
+def predict(model: TimestepModel, images: Tensor, timesteps: int, batch_size: int, device: torch.device,
+            desc: str = "clean", progress: bool = True) -> Tensor:
+    """Logits ``[T+1, N, K]`` (on the CPU) for every image at every timestep."""
+    chunks = images.split(batch_size)
+    outputs = [model(chunk.to(device), timesteps).cpu() for chunk in tqdm(chunks, desc=desc, disable=not progress)]
+    return torch.cat(outputs, dim=1)
+
+
+def standard_normal_per_image(shape: torch.Size, image_indices: Sequence[int], seed: int) -> Tensor:
+    """One standard-normal draw per image, seeded by (seed, image index): independent of batching."""
+    draws = []
+    for index in image_indices:
+        state = np.random.SeedSequence([seed, int(index)]).generate_state(2, dtype=np.uint64)
+        generator = torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
+        draws.append(torch.randn(shape, generator=generator))
+    return torch.stack(draws)
+
+
+def add_gaussian_noise(images: Tensor, sigma: float, unit_noise: Tensor) -> Tensor:
+    """``clip(x + σ·z, 0, 1)`` with σ in [0, 1] pixel units."""
+    return (images + sigma * unit_noise).clamp(0.0, 1.0)
+
+
+def attack_per_timestep(model: TimestepModel, attack: Attack, images: Tensor, targets: Tensor,
+                        epsilons: Sequence[float], timesteps: int, readout: Readout, batch_size: int,
+                        device: torch.device, seed: int, progress: bool = True) -> AttackOutcome:
+    """Attack every image at every ε and timestep; count targeted successes per (ε, t).
+
+    Readout ``t`` makes one copy per (ε, t, image), each scored at the timestep it attacked;
+    ``avg``/``last`` make one copy per (ε, image), attacked on that readout and scored at every t.
+    Copies are ordered by timestep so a chunk unrolls only as far as its latest timestep.
+    """
+    n, n_eps = len(images), len(epsilons)
+    steps = range(timesteps + 1) if readout == "t" else [timesteps]
+    grid = torch.tensor([(t, e, i) for t in steps for e in range(n_eps) for i in range(n)], dtype=torch.long)
+    eps_values = torch.tensor(epsilons, dtype=images.dtype)
+    successes = torch.zeros(n_eps, timesteps + 1, dtype=torch.long)
+    generator = torch.Generator().manual_seed(seed)
+    for chunk in tqdm(grid.split(batch_size), desc=f"attack {type(attack).__name__}", disable=not progress):
+        t_idx, e_idx, i_idx = chunk.unbind(1)
+        x, target = images[i_idx].to(device), targets[i_idx].to(device)
+        epsilon = eps_values[e_idx].to(device)
+        horizon = int(t_idx.max())
+        scored_t = t_idx.to(device)
+
+        def logits_fn(z: Tensor) -> Tensor:
+            return select_readout(model(z, horizon), readout, scored_t)
+
+        with torch.enable_grad():
+            x_adv = attack(logits_fn, x, target, epsilon, generator)
+        with torch.no_grad():
+            if readout == "t":
+                hit = (logits_fn(x_adv).argmax(1) == target).cpu().long()
+                successes.index_put_((e_idx, t_idx), hit, accumulate=True)
+            else:
+                hits = (model(x_adv, timesteps).argmax(2) == target).cpu().long()  # [T+1, chunk]
+                for t in range(timesteps + 1):
+                    successes[:, t].index_add_(0, e_idx, hits[t])
+    return AttackOutcome(successes, n)

@@ -1,0 +1,102 @@
+"""The timestep model contract: images in [0, 1] in, logits for every timestep out."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+Readout = Literal["t", "avg", "last"]
+READOUTS: tuple[Readout, ...] = ("t", "avg", "last")
+
+
+@dataclass
+class TimestepOutput:
+    """One unroll: ``logits`` is ``[T+1, B, K]``; extras are ``None`` when a model has none.
+
+    ``reconstruction_errors``: ``[T+1, L, B]`` per-sample reconstruction MSE per layer.
+    ``reconstructions``: ``[T+1, B, C, H, W]`` the model's prediction of the image.
+    """
+
+    logits: Tensor
+    reconstruction_errors: Tensor | None = None
+    reconstructions: Tensor | None = None
+
+
+class Normalization(nn.Module):
+    """Per-channel ``(x - mean) / std`` applied inside a model, recorded in results."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (x - self.mean) / self.std
+
+    def describe(self) -> dict[str, Any]:
+        return {"mean": self.mean.flatten().tolist(), "std": self.std.flatten().tolist(), "input_range": [0, 1]}
+
+
+class TimestepModel(nn.Module, ABC):
+    """A recurrent classifier evaluated at every timestep of its dynamics.
+
+    Contract: ``forward(x, T)`` takes images in [0, 1] (normalisation is inside the model) and
+    returns ``[T+1, B, K]`` logits; t = 0 is the feedforward pass. A call keeps no state, and the
+    output for one image does not depend on the other images of the batch.
+    """
+
+    num_classes: int
+    default_timesteps: int
+    gradient_modes: tuple[str, ...] = ("exact",)
+    gradient_mode: str = "exact"
+
+    @abstractmethod
+    def unroll(self, x: Tensor, timesteps: int, *, reconstructions: bool = False) -> TimestepOutput:
+        """Run ``timesteps`` recurrent updates after the feedforward pass."""
+
+    def forward(self, x: Tensor, timesteps: int | None = None) -> Tensor:
+        return self.unroll(x, self.default_timesteps if timesteps is None else timesteps).logits
+
+    def set_gradient_mode(self, mode: str) -> None:
+        """Choose how gradients flow through non-standard steps (recorded in results)."""
+        if mode not in self.gradient_modes:
+            raise ValueError(f"gradient mode {mode!r} not offered; choose from {', '.join(self.gradient_modes)}")
+        self.gradient_mode = mode
+
+    def describe(self) -> dict[str, Any]:
+        """Facts about the model that results must record (hyperparameters, normalisation, ...)."""
+        return {}
+
+
+def select_readout(logits: Tensor, readout: Readout, timestep: Tensor | None = None) -> Tensor:
+    """Reduce ``[T+1, B, K]`` logits to ``[B, K]``: per-sample timestep, mean over time, or last."""
+    if readout == "avg":
+        return logits.mean(0)
+    if readout == "last":
+        return logits[-1]
+    if timestep is None:
+        raise ValueError("readout 't' needs a timestep per sample")
+    index = timestep.view(1, -1, 1).expand(1, logits.shape[1], logits.shape[2])
+    return logits.gather(0, index).squeeze(0)
+
+
+@contextmanager
+def evaluation_mode(model: nn.Module) -> Iterator[None]:
+    """Eval mode and frozen parameters for the duration; the previous state is restored after."""
+    was_training = model.training
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    model.eval()
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        model.train(was_training)

@@ -1,0 +1,40 @@
+"""Predify checkpoints: backbone and feedback weights, loaded with ``weights_only=True``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pcrobust.errors import PcrobustError
+from pcrobust_predify.network import PredifyNet
+
+FORMAT = "pcrobust-predify/1"
+
+
+def save_checkpoint(net: PredifyNet, path: Path, metadata: dict[str, Any]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    blob = {"format": FORMAT, "backbone": net.backbone.state_dict(), "feedback": net.pcoders.state_dict(),
+            "metadata": metadata}
+    with open(path, "wb") as handle:  # a file object keeps the archive's inner name, and so its bytes, fixed
+        torch.save(blob, handle)
+    return path
+
+
+def load_checkpoint(net: PredifyNet, path: Path) -> dict[str, Any]:
+    """Load weights into ``net``; returns the checkpoint's metadata. Hyperparameters are not stored."""
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise PcrobustError(f"checkpoint {path} does not exist") from None
+    except Exception as exc:
+        raise PcrobustError(f"cannot load checkpoint {path}: {str(exc).splitlines()[0]}") from None
+    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+        raise PcrobustError(f"{path} is not a {FORMAT} checkpoint")
+    try:
+        net.backbone.load_state_dict(blob["backbone"])
+        net.pcoders.load_state_dict(blob["feedback"])
+    except RuntimeError as exc:
+        raise PcrobustError(f"checkpoint {path} does not fit this network: {str(exc).splitlines()[0]}") from None
+    return dict(blob.get("metadata", {}))

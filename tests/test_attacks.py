@@ -1,0 +1,159 @@
+"""Attack invariants: the ε-ball and [0, 1] by construction, targets, and BIM against Foolbox 3."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import Tensor
+
+from pcrobust.attacks import Attack, AttackSettings, project
+from pcrobust.engine import attack_per_timestep
+from pcrobust.models import evaluation_mode
+from pcrobust.targets import choose_targets
+from pcrobust_attacks.bim import TargetedBIM
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_projection_stays_in_ball_and_bounds(norm):
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(16, 3, 5, 5, generator=g)
+    far = x + 3 * torch.randn(x.shape, generator=g)
+    eps = torch.linspace(0.01, 2.0, 16)
+    out = project(x, far, eps, norm)
+    size = (out - x).flatten(1).abs().amax(1) if norm == "linf" else (out - x).flatten(1).norm(dim=1)
+    assert (size <= eps + 1e-6).all()
+    assert out.min() >= 0 and out.max() <= 1
+
+
+class RunsAway(Attack):
+    """An attack that ignores its budget: the base class must still enforce it."""
+
+    norm = "linf"
+
+    def run(self, logits_fn, x, target, epsilon, generator) -> Tensor:
+        return x + 5.0
+
+
+def test_base_class_enforces_the_budget():
+    x = torch.rand(4, 1, 3, 3)
+    out = RunsAway(AttackSettings())(lambda z: z.flatten(1), x, torch.zeros(4, dtype=torch.long),
+                                     torch.full((4,), 0.1), torch.Generator())
+    assert ((out - x).abs() <= 0.1 + 1e-7).all() and out.max() <= 1
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        RunsAway(AttackSettings())(lambda z: z, x + 2, torch.zeros(4, dtype=torch.long), torch.ones(4),
+                                   torch.Generator())
+
+
+@pytest.mark.parametrize("bad", [{"steps": 0}, {"rel_stepsize": 0.0}])
+def test_settings_validated(bad):
+    with pytest.raises(ValueError):
+        AttackSettings(**bad)
+
+
+def test_targets_are_deterministic_and_never_the_label():
+    labels = torch.arange(10).repeat(5)
+    shifted = choose_targets("shift", labels, 10, shift=3)
+    assert torch.equal(shifted, (labels + 3) % 10)
+    random_a = choose_targets("random", labels, 10, seed=7)
+    assert torch.equal(random_a, choose_targets("random", labels, 10, seed=7))
+    assert not torch.equal(random_a, choose_targets("random", labels, 10, seed=8))
+    assert (random_a != labels).all() and (shifted != labels).all()
+    logits = torch.randn(50, 10)
+    assert torch.equal(choose_targets("least-likely", labels, 10, feedforward_logits=logits), logits.argmin(1))
+    with pytest.raises(ValueError):
+        choose_targets("shift", labels, 10, shift=10)
+
+
+class Recorder(TargetedBIM):
+    """BIM that also records which target each image got in each call."""
+
+    def __init__(self, settings):
+        super().__init__(settings)
+        self.seen: list[tuple[Tensor, Tensor]] = []
+
+    def run(self, logits_fn, x, target, epsilon, generator):
+        self.seen.append((x.clone(), target.clone()))
+        return super().run(logits_fn, x, target, epsilon, generator)
+
+
+def test_engine_gives_each_image_one_target_at_every_timestep(tiny, images):
+    attack = Recorder(AttackSettings(steps=2))
+    targets = (torch.arange(8) * 3) % 5
+    with evaluation_mode(tiny):
+        attack_per_timestep(tiny, attack, images, targets, [0.1, 0.2], 3, "t", 7, torch.device("cpu"), 0, False)
+    pairs = [(x, t) for xs, ts in attack.seen for x, t in zip(xs, ts)]
+    assert len(pairs) == 8 * 2 * 4  # images × ε × timesteps
+    for x, target in pairs:
+        image = next(i for i in range(8) if torch.equal(images[i], x))
+        assert target == targets[image]
+
+
+def per_timestep_loop(model, images, targets, eps, timesteps, settings):
+    """The reference scripts' way: a separate attack for each timestep, scored at that timestep."""
+    hits = []
+    for t in range(timesteps + 1):
+        def logits_fn(z, t=t):
+            return model(z, t)[t]
+        x_adv = TargetedBIM(settings)(logits_fn, images, targets, torch.full((len(images),), eps),
+                                      torch.Generator())
+        with torch.no_grad():
+            hits.append(int((logits_fn(x_adv).argmax(1) == targets).sum()))
+    return hits
+
+
+def test_batched_engine_equals_one_attack_per_timestep(tiny, images):
+    settings = AttackSettings(steps=5, rel_stepsize=0.25)
+    targets = (torch.arange(8) + 1) % 5
+    with evaluation_mode(tiny):
+        batched = attack_per_timestep(tiny, TargetedBIM(settings), images, targets, [0.3], 3, "t", 64,
+                                      torch.device("cpu"), 0, False)
+        looped = per_timestep_loop(tiny, images, targets, 0.3, 3, settings)
+    assert batched.successes[0].tolist() == looped
+    assert sum(looped) > 0
+
+
+def test_avg_readout_is_attacked_once_and_scored_at_every_timestep(tiny, images):
+    targets = (torch.arange(8) + 2) % 5
+    with evaluation_mode(tiny):
+        outcome = attack_per_timestep(tiny, TargetedBIM(AttackSettings(steps=5)), images, targets, [0.5], 3, "avg",
+                                      64, torch.device("cpu"), 0, False)
+    assert outcome.successes.shape == (1, 4) and outcome.n == 8
+    assert outcome.successes.sum() > 0
+
+
+def test_random_start_stays_in_budget_and_is_seeded(tiny, images):
+    attack = TargetedBIM(AttackSettings(steps=1, rel_stepsize=0.01, random_start=True))
+    eps = torch.full((8,), 0.05)
+    with evaluation_mode(tiny):
+        def run(seed):
+            return attack(lambda z: tiny(z, 1)[1], images, torch.zeros(8, dtype=torch.long), eps,
+                          torch.Generator().manual_seed(seed))
+        a, b, c = run(0), run(0), run(1)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert ((a - images).abs() <= 0.05 + 1e-7).all()
+
+
+def test_bim_matches_foolbox_linf_basic_iterative_attack(default_model):
+    fb = pytest.importorskip("foolbox")
+    from pcrobust.datasets import load_mnist_5k
+
+    data = load_mnist_5k("test")
+    x, y = data.images[::100][:10], data.labels[::100][:10]
+    targets = (y + 1) % 10
+    timesteps, eps = 2, 0.3
+    settings = AttackSettings(steps=10, rel_stepsize=0.2)
+    with evaluation_mode(default_model):
+        ours = attack_per_timestep(default_model, TargetedBIM(settings), x, targets, [eps], timesteps, "t", 100,
+                                   torch.device("cpu"), 0, False).successes[0].tolist()
+        theirs = []
+        for t in range(timesteps + 1):
+            class AtT(torch.nn.Module):
+                def forward(self, z, t=t):
+                    return default_model(z, t)[t]
+
+            fmodel = fb.PyTorchModel(AtT().eval(), bounds=(0, 1))
+            attack = fb.attacks.LinfBasicIterativeAttack(rel_stepsize=0.2, steps=10)
+            _, clipped, success = attack(fmodel, x, fb.criteria.TargetedMisclassification(targets), epsilons=eps)
+            assert (clipped - x).abs().max() <= eps + 1e-6
+            theirs.append(int(success.sum()))
+    assert ours == theirs

@@ -1,0 +1,147 @@
+"""The CLI end to end on the embedded default: evaluate, report, check, train, and bad input."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from pcrobust.config import EvaluationConfig
+from pcrobust.results import SCHEMA
+from tests.conftest import REPO
+
+SMALL = ("--n-clean", "120", "--n-attack", "12", "--timesteps", "2", "--epsilons", "0.2,0.3",
+         "--noise-sigmas", "0.2", "--quiet", "--device", "cpu")
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from pcrobust.cli import main
+
+    out = tmp_path_factory.mktemp("run")
+    assert main(["evaluate", "--plugin", "predify", *SMALL, "--out", str(out)]) == 0
+    return out
+
+
+def test_evaluate_writes_json_csv_and_plots(small_run: Path):
+    results = json.loads((small_run / "results.json").read_text())
+    assert results["schema"] == SCHEMA
+    assert results["timesteps"] == [0, 1, 2]
+    assert results["clean"]["n"] == 120 and len(results["clean"]["accuracy"]) == 3
+    assert all(0.85 < a <= 1 for a in results["clean"]["accuracy"])
+    assert [a["epsilon"] for a in results["attacks"]] == [0.2, 0.3]
+    for attack in results["attacks"]:
+        assert attack["attack"] == "bim" and attack["norm"] == "linf" and attack["targeted"] is True
+        assert attack["attacked_readout"] == "t" and attack["scored_readout"] == "t"
+        assert attack["n"] == 12 and len(attack["image_indices"]) == 12
+        assert attack["success_rate"] == [s / 12 for s in attack["successes"]]
+        assert attack["success_rate_change_from_t0"][0] == 0
+        assert (attack["steps"], attack["rel_stepsize"], attack["random_start"]) == (10, 0.2, False)
+    assert results["attacks"][1]["success_rate"][0] >= results["attacks"][0]["success_rate"][0]
+    assert results["noise"][0]["sigma"] == 0.2 and len(results["noise"][0]["accuracy"]) == 3
+    provenance = results["provenance"]
+    assert provenance["seed"] == 0 and provenance["gradient_mode"] == "exact" and provenance["device"] == "cpu"
+    assert set(provenance["plugins"]) >= {"predify", "attacks"} and provenance["torch"]
+    assert re.fullmatch(r"[0-9a-f]{64}", provenance["weights"]["mnist_pnet.pt"])
+    assert provenance["config"]["epsilons"] == [0.2, 0.3]
+    assert results["model"]["normalization"]["mean"] == pytest.approx([0.1307])
+    assert [p["beta"] for p in results["model"]["pcoders"]] == [0.8, 0.8, 0.8]
+    for name in ("results.csv", "clean_accuracy.png", "bim_success_rate.png", "bim_success_rate_change.png",
+                 "noise_accuracy.png"):
+        assert (small_run / name).stat().st_size > 0, name
+    rows = (small_run / "results.csv").read_text().splitlines()
+    assert rows[0] == "section,attack,epsilon,sigma,timestep,n,value"
+    assert len(rows) == 1 + 3 + 2 * 2 * 3 + 3
+
+
+def test_runs_are_deterministic(small_run: Path, tmp_path: Path, cli):
+    code, _, _ = cli("evaluate", "--plugin", "predify", *SMALL, "--batch-size", "37", "--out", str(tmp_path))
+    assert code == 0
+    first = json.loads((small_run / "results.json").read_text())
+    again = json.loads((tmp_path / "results.json").read_text())
+    for key in ("clean", "attacks", "noise"):
+        assert first[key] == again[key], key
+
+
+def test_report_regenerates_csv_and_plots(small_run: Path, tmp_path: Path, cli):
+    code, out, _ = cli("report", str(small_run / "results.json"), "--out", str(tmp_path))
+    assert code == 0
+    assert (tmp_path / "results.csv").read_text() == (small_run / "results.csv").read_text()
+    assert (tmp_path / "bim_success_rate.png").exists() and "noise_accuracy.png" in out
+
+
+def test_check_exit_codes(small_run: Path, tmp_path: Path, cli):
+    path = small_run / "results.json"
+    assert cli("check", str(path), "--baseline", str(path))[0] == 0
+    worse = json.loads(path.read_text())
+    worse["clean"]["accuracy"][1] -= 0.1
+    worse["attacks"][0]["success_rate"][2] += 0.05
+    worse_path = tmp_path / "worse.json"
+    worse_path.write_text(json.dumps(worse))
+    code, out, _ = cli("check", str(worse_path), "--baseline", str(path), "--tolerance", "0.01")
+    assert code == 1
+    assert "clean accuracy t=1" in out and "bim linf ε=0.2 attacked=t scored=t success rate t=2" in out
+    assert cli("check", str(worse_path), "--baseline", str(path), "--tolerance", "0.2")[0] == 0
+    assert cli("check", str(path), "--baseline", str(worse_path))[0] == 0  # better than the baseline is fine
+    strings = json.loads(path.read_text())
+    strings["clean"]["accuracy"] = [str(v) for v in strings["clean"]["accuracy"]]
+    (tmp_path / "strings.json").write_text(json.dumps(strings))
+    for bad in (tmp_path / "strings.json", tmp_path / "missing.json"):
+        code, _, err = cli("check", str(bad), "--baseline", str(path))
+        assert code == 2 and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args,message", [
+    (("--plugin", "cnnf"), "unknown plugin 'cnnf'; available: attacks, predify"),
+    (("--plugin", "predify", "--model", "pvgg"), "unknown model 'pvgg'"),
+    (("--plugin", "predify", "--attack", "pgd"), "unknown attack 'pgd'; available: bim"),
+    (("--plugin", "predify", "--epsilons", "0.1,abc"), "--epsilons takes comma-separated numbers"),
+    (("--plugin", "predify", "--epsilons", "2"), "epsilons must lie in (0, 1]"),
+    (("--plugin", "predify", "-o", "beta=0.9", "-o", "lambda=0.2"), "β + λ"),
+    (("--plugin", "predify", "-o", "beta"), "options are KEY=VALUE"),
+    (("--plugin", "predify", "--weights", "nowhere.pt"), "checkpoint nowhere.pt does not exist"),
+    (("--plugin", "predify", "--gradient-mode", "bpda"), "gradient mode 'bpda' not offered"),
+    (("--plugin", "predify", "--steps", "0"), "steps must be at least 1"),
+    (("--plugin", "predify", "--split", "val"), "unknown split 'val'"),
+])
+def test_bad_input_is_one_line_and_exit_2(cli, tmp_path: Path, args, message):
+    code, out, err = cli("evaluate", *args, "--quiet", "--out", str(tmp_path / "r"))
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and message in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_train_command_writes_a_checkpoint_that_evaluate_uses(cli, tmp_path: Path):
+    ckpt = tmp_path / "quick.pt"
+    code, out, _ = cli("train", "--plugin", "predify", "--out", str(ckpt), "-o", "backbone_epochs=1",
+                       "-o", "feedback_epochs=1")
+    assert code == 0 and ckpt.exists()
+    code, _, _ = cli("evaluate", "--plugin", "predify", "--weights", str(ckpt), "--attack", "none",
+                     "--n-clean", "50", "--timesteps", "1", "--quiet", "--out", str(tmp_path / "r"))
+    results = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert code == 0 and results["attacks"] == [] and "quick.pt" in results["provenance"]["weights"]
+    twin = tmp_path / "twin.pt"
+    cli("train", "--plugin", "predify", "--out", str(twin), "-o", "backbone_epochs=1", "-o", "feedback_epochs=1")
+    assert twin.read_bytes() == ckpt.read_bytes(), "training must reproduce a checkpoint byte for byte"
+    assert cli("train", "--plugin", "predify", "--out", str(ckpt), "-o", "epochs=1")[0] == 2
+
+
+def test_shipped_baseline_matches_the_default_configuration():
+    baseline = json.loads((REPO / "baselines" / "predify-mnist-pnet.json").read_text())
+    assert baseline["schema"] == SCHEMA
+    defaults = EvaluationConfig(plugin="predify").to_dict()
+    recorded = dict(baseline["provenance"]["config"])
+    recorded["device"] = defaults["device"]
+    assert recorded == defaults
+
+
+def test_ci_script_runs_the_readme_commands():
+    readme = (REPO / "README.md").read_text()
+    block = readme.split("```bash\n", 1)[1].split("```", 1)[0]
+    commands = [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
+    ci = (REPO / ".ci" / "run").read_text()
+    assert len(commands) == 2
+    for command in commands:
+        assert command in ci
