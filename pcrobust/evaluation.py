@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import platform
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from pcrobust import __version__
-from pcrobust.attacks import AttackSettings
+from pcrobust.attacks import Attack, AttackSettings
 from pcrobust.config import EvaluationConfig
-from pcrobust.datasets import sha256_of
+from pcrobust.datasets import LabeledImages, sha256_of
 from pcrobust.engine import add_gaussian_noise, attack_per_timestep, predict, resolve_device, standard_normal_per_image
 from pcrobust.errors import PcrobustError
-from pcrobust.models import evaluation_mode
+from pcrobust.models import TimestepModel, evaluation_mode
 from pcrobust.plugins import PluginHost
+from pcrobust.registry import ModelEntry
 from pcrobust.results import SCHEMA
 from pcrobust.targets import choose_targets
 
@@ -32,70 +34,102 @@ def _accuracy(correct: torch.Tensor) -> dict[str, Any]:
             "accuracy": (counts.double() / correct.shape[1]).tolist()}
 
 
-def run_evaluation(host: PluginHost, config: EvaluationConfig, progress: bool = True) -> dict[str, Any]:
-    """Evaluate the configured model; returns a ``pcrobust.results/1`` document."""
+@dataclass(frozen=True)
+class Setup:
+    """Everything a run needs, resolved and validated before any work starts."""
+
+    entry: ModelEntry
+    weights: Path | None
+    model: TimestepModel
+    attack: Attack | None
+    data: LabeledImages
+    device: torch.device
+    timesteps: int
+
+
+def resolve(host: PluginHost, config: EvaluationConfig) -> Setup:
+    """Look up every named entry and check every setting; raises :class:`PcrobustError` on bad input."""
     entry = host.model(config.plugin, config.model)
+    dataset_name = config.dataset or entry.dataset
+    if not dataset_name:
+        raise PcrobustError(f"model {entry.name!r} has no default dataset; name one with --dataset")
+    dataset_entry = host.registries.datasets.get(dataset_name)
+    if config.split not in dataset_entry.splits:
+        raise PcrobustError(f"unknown split {config.split!r} of {dataset_entry.name}; "
+                            f"available: {', '.join(dataset_entry.splits)}")
+    attack_entry = host.registries.attacks.get(config.attack) if config.attack else None
+    try:
+        device = resolve_device(config.device)
+        settings = AttackSettings(config.steps, config.rel_stepsize, config.random_start)
+    except ValueError as exc:
+        raise PcrobustError(str(exc)) from None
     weights = Path(config.weights) if config.weights else None
     model = entry.build(weights, config.model_options)
     try:
         if config.gradient_mode is not None:
             model.set_gradient_mode(config.gradient_mode)
-        device = resolve_device(config.device)
-        settings = AttackSettings(config.steps, config.rel_stepsize, config.random_start)
     except ValueError as exc:
         raise PcrobustError(str(exc)) from None
-    attack = host.registries.attacks.get(config.attack).build(settings) if config.attack else None
-    dataset_entry = host.registries.datasets.get(config.dataset or entry.dataset)
-    if config.split not in dataset_entry.splits:
-        raise PcrobustError(f"unknown split {config.split!r} of {dataset_entry.name}; "
-                            f"available: {', '.join(dataset_entry.splits)}")
-    data = dataset_entry.load(config.split)
     timesteps = model.default_timesteps if config.timesteps is None else config.timesteps
-    torch.manual_seed(config.seed)
+    attack = attack_entry.build(settings) if attack_entry else None
+    return Setup(entry, weights, model, attack, dataset_entry.load(config.split), device, timesteps)
 
-    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(config.seed))
+
+def _attack_results(setup: Setup, config: EvaluationConfig, images: torch.Tensor, labels: torch.Tensor,
+                    clean_logits: torch.Tensor, image_indices: torch.Tensor) -> list[dict[str, Any]]:
+    """Targeted attacks on the first ``n_attack`` images that are right at every timestep."""
+    assert setup.attack is not None
+    always_right = (clean_logits.argmax(2) == labels).all(0).nonzero().flatten()[: config.n_attack]
+    if len(always_right) == 0:
+        raise PcrobustError("no image is classified correctly at every timestep; nothing to attack")
+    targets = choose_targets(config.target_mode, labels[always_right], setup.data.num_classes,  # type: ignore[arg-type]
+                             shift=config.target_shift, seed=config.seed,
+                             feedforward_logits=clean_logits[0, always_right])
+    outcome = attack_per_timestep(setup.model, setup.attack, images[always_right], targets, config.epsilons,
+                                  setup.timesteps, config.attack_readout, config.batch_size,  # type: ignore[arg-type]
+                                  setup.device, config.seed, config.progress)
+    results = []
+    for row, epsilon in enumerate(config.epsilons):
+        rates = (outcome.successes[row].double() / outcome.n).tolist()
+        results.append({
+            "attack": config.attack, **setup.attack.describe(), "epsilon": epsilon,
+            "attacked_readout": config.attack_readout, "scored_readout": "t",
+            "target_mode": config.target_mode, "n": outcome.n,
+            "successes": outcome.successes[row].tolist(), "success_rate": rates,
+            "success_rate_change_from_t0": [r - rates[0] for r in rates],
+            "image_indices": image_indices[always_right].tolist(),
+        })
+    return results
+
+
+def run_evaluation(host: PluginHost, config: EvaluationConfig) -> dict[str, Any]:
+    """Evaluate the configured model; returns a ``pcrobust.results/1`` document."""
+    setup = resolve(host, config)
+    model, device, timesteps = setup.model, setup.device, setup.timesteps
+    torch.manual_seed(config.seed)
+    order = torch.randperm(len(setup.data), generator=torch.Generator().manual_seed(config.seed))
     chosen = order[: config.n_clean] if config.n_clean else order
-    images, labels = data.images[chosen], data.labels[chosen]
+    images, labels = setup.data.images[chosen], setup.data.labels[chosen]
     model.to(device)
     with evaluation_mode(model):
-        logits = predict(model, images, timesteps, config.batch_size, device, progress=progress)
-        clean_correct = logits.argmax(2) == labels
+        logits = predict(model, images, timesteps, config.batch_size, device, progress=config.progress)
         unit_noise = standard_normal_per_image(images.shape[1:], chosen.tolist(), config.seed)
         noise = []
         for sigma in config.noise_sigmas:
             noisy = add_gaussian_noise(images, sigma, unit_noise)
-            noisy_logits = predict(model, noisy, timesteps, config.batch_size, device, f"noise σ={sigma}", progress)
+            noisy_logits = predict(model, noisy, timesteps, config.batch_size, device, f"noise σ={sigma}",
+                                   config.progress)
             noise.append({"sigma": sigma, **_accuracy(noisy_logits.argmax(2) == labels)})
-        attacks = []
-        if attack is not None:
-            always_right = clean_correct.all(0).nonzero().flatten()[: config.n_attack]
-            if len(always_right) == 0:
-                raise PcrobustError("no image is classified correctly at every timestep; nothing to attack")
-            targets = choose_targets(config.target_mode, labels[always_right], data.num_classes,  # type: ignore[arg-type]
-                                     shift=config.target_shift, seed=config.seed,
-                                     feedforward_logits=logits[0, always_right])
-            outcome = attack_per_timestep(model, attack, images[always_right], targets, config.epsilons, timesteps,
-                                          config.attack_readout, config.batch_size, device,  # type: ignore[arg-type]
-                                          config.seed, progress)
-            for row, epsilon in enumerate(config.epsilons):
-                rates = (outcome.successes[row].double() / outcome.n).tolist()
-                attacks.append({
-                    "attack": config.attack, **attack.describe(), "epsilon": epsilon,
-                    "attacked_readout": config.attack_readout, "scored_readout": "t",
-                    "target_mode": config.target_mode, "n": outcome.n,
-                    "successes": outcome.successes[row].tolist(), "success_rate": rates,
-                    "success_rate_change_from_t0": [r - rates[0] for r in rates],
-                    "image_indices": chosen[always_right].tolist(),
-                })
+        attacks = _attack_results(setup, config, images, labels, logits, chosen) if setup.attack else []
 
-    weight_files = entry.weight_files(weights)
+    weight_files = setup.entry.weight_files(setup.weights, config.model_options)
     return {
         "schema": SCHEMA,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "timesteps": list(range(timesteps + 1)),
-        "model": {"plugin": config.plugin, "name": entry.name, **model.describe()},
-        "dataset": {**data.describe(), "n_evaluated": len(chosen), "selection": SELECTION_RULE},
-        "clean": _accuracy(clean_correct),
+        "model": {"plugin": config.plugin, "name": setup.entry.name, **model.describe()},
+        "dataset": {**setup.data.describe(), "n_evaluated": len(chosen), "selection": SELECTION_RULE},
+        "clean": _accuracy(logits.argmax(2) == labels),
         "attacks": attacks,
         "noise": noise,
         "noise_protocol": NOISE_RULE,

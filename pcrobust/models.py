@@ -31,6 +31,9 @@ class TimestepOutput:
 class Normalization(nn.Module):
     """Per-channel ``(x - mean) / std`` applied inside a model, recorded in results."""
 
+    mean: Tensor
+    std: Tensor
+
     def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)

@@ -18,20 +18,30 @@ Options = Mapping[str, str]
 
 
 @dataclass(frozen=True)
+class TrainingRequest:
+    """What ``pcrobust train`` hands a model's trainer: where to write, the seed, options, the datasets."""
+
+    out: Path
+    seed: int
+    options: Options
+    datasets: DatasetRegistry
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     """A model a plugin offers.
 
     ``build(weights, options)`` returns a ready model (weights ``None`` = the entry's own);
-    ``weight_files(weights)`` lists the files whose checksums go into results;
-    ``train(out, seed, options)``, when given, reproduces the entry's weights.
+    ``weight_files(weights, options)`` lists the files whose checksums go into results;
+    ``train(request)``, when given, trains the entry's weights (and reproduces shipped ones).
     """
 
     name: str
     description: str
     build: Callable[[Path | None, Options], TimestepModel]
     dataset: str
-    weight_files: Callable[[Path | None], list[Path]]
-    train: Callable[[Path, int, Options], Path] | None = None
+    weight_files: Callable[[Path | None, Options], list[Path]]
+    train: Callable[[TrainingRequest], Path] | None = None
     default: bool = False
     plugin: str = ""
 

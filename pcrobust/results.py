@@ -56,15 +56,15 @@ def csv_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per metric and timestep, in long format."""
     rows: list[dict[str, Any]] = []
     clean = results["clean"]
-    for t, value in zip(results["timesteps"], clean["accuracy"]):
+    for t, value in zip(results["timesteps"], clean["accuracy"], strict=True):
         rows.append({"section": "clean_accuracy", "timestep": t, "n": clean.get("n"), "value": value})
     for attack in results["attacks"]:
         for key in ("success_rate", "success_rate_change_from_t0"):
-            for t, value in zip(results["timesteps"], attack.get(key, [])):
+            for t, value in zip(results["timesteps"], attack[key], strict=True):
                 rows.append({"section": f"attack_{key}", "attack": attack["attack"], "epsilon": attack["epsilon"],
                              "timestep": t, "n": attack["n"], "value": value})
     for noise in results["noise"]:
-        for t, value in zip(results["timesteps"], noise["accuracy"]):
+        for t, value in zip(results["timesteps"], noise["accuracy"], strict=True):
             rows.append({"section": "noise_accuracy", "sigma": noise["sigma"], "timestep": t, "n": noise.get("n"),
                          "value": value})
     return rows

@@ -72,3 +72,10 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str
         return code, out, err
 
     return run
+
+
+def digit_backbone() -> nn.Module:
+    """The shipped digit classifier alone: a trained backbone to predify from a user's own config."""
+    net = mnist.DigitNet()
+    net.load_state_dict(torch.load(mnist.shipped_weights(), weights_only=True)["backbone"])
+    return net

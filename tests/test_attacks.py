@@ -81,7 +81,7 @@ def test_engine_gives_each_image_one_target_at_every_timestep(tiny, images):
     targets = (torch.arange(8) * 3) % 5
     with evaluation_mode(tiny):
         attack_per_timestep(tiny, attack, images, targets, [0.1, 0.2], 3, "t", 7, torch.device("cpu"), 0, False)
-    pairs = [(x, t) for xs, ts in attack.seen for x, t in zip(xs, ts)]
+    pairs = [(x, t) for xs, ts in attack.seen for x, t in zip(xs, ts, strict=True)]
     assert len(pairs) == 8 * 2 * 4  # images × ε × timesteps
     for x, target in pairs:
         image = next(i for i in range(8) if torch.equal(images[i], x))

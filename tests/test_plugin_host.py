@@ -40,7 +40,7 @@ def test_first_party_plugins_come_from_entry_points():
     host = PluginHost()
     assert {"predify", "attacks"} <= set(host.info)
     assert host.info["predify"].distribution == "pcrobust"
-    assert host.registered_by("predify")["models"] == ["mnist-pnet"]
+    assert host.registered_by("predify")["models"] == ["custom", "mnist-pnet", "pefficientnetb0", "pvgg16"]
     assert host.registered_by("attacks")["attacks"] == ["bim"]
     assert host.registries.models.get("mnist-pnet").plugin == "predify"
 
@@ -56,12 +56,13 @@ def test_allow_list_loads_only_named_plugins(third_party, monkeypatch):
     host = PluginHost.from_environment()
     assert set(host.info) == {"builtin", "predify"}
     assert host.registries.attacks.names() == []
-    assert host.registries.datasets.names() == ["mnist-5k"]  # the core's own entries always load
+    assert host.registries.datasets.names() == ["foolbox-imagenet", "mnist-5k"]  # the core always loads
 
 
 def test_unknown_allow_list_name_lists_what_exists(monkeypatch):
     monkeypatch.setenv("PCROBUST_PLUGINS", "predify,nope")
-    with pytest.raises(UnknownNameError, match=r"unknown plugin \(from PCROBUST_PLUGINS\) 'nope'; available: .*predify"):
+    expected = r"unknown plugin \(from PCROBUST_PLUGINS\) 'nope'; available: .*predify"
+    with pytest.raises(UnknownNameError, match=expected):
         PluginHost.from_environment()
 
 
@@ -69,7 +70,7 @@ def test_unknown_names_list_what_exists():
     host = PluginHost()
     with pytest.raises(UnknownNameError, match="unknown plugin 'cnnf'; available: attacks, predify"):
         host.model("cnnf", None)
-    with pytest.raises(UnknownNameError, match="unknown model 'pvgg'; available: mnist-pnet"):
+    with pytest.raises(UnknownNameError, match="unknown model .pvgg.; available: custom, mnist-pnet, pefficientnetb0"):
         host.model("predify", "pvgg")
     with pytest.raises(UnknownNameError, match="available: bim"):
         host.registries.attacks.get("pgd")
@@ -93,7 +94,8 @@ def test_duplicate_entries_are_rejected():
 def test_plugins_command_lists_names_versions_and_entries(cli, third_party):
     code, out, _ = cli("plugins")
     assert code == 0
-    assert "predify (pcrobust " in out and "models: mnist-pnet" in out and "fake (fakeplug 1.2.3)" in out
+    assert "predify (pcrobust " in out and "fake (fakeplug 1.2.3)" in out
+    assert "models: custom, mnist-pnet, pefficientnetb0, pvgg16" in out
     code, out, _ = cli("plugins", "--json")
     listing = {item["name"]: item for item in json.loads(out)}
     assert listing["attacks"]["attacks"] == ["bim"] and listing["fake"]["version"] == "1.2.3"

@@ -99,7 +99,7 @@ def test_feedback_training_freezes_the_backbone_in_eval_mode(tmp_path: Path):
     history = train_feedback(net, data, epochs=3, lr=1e-2, batch_size=16, seed=0, checkpoint_dir=tmp_path)
     for key, value in net.backbone.state_dict().items():
         assert torch.equal(value, backbone_before[key]), key
-    assert any(not torch.equal(a, b) for a, b in zip(predictor_before, net.pcoders.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(predictor_before, net.pcoders.parameters(), strict=True))
     assert history[-1] < loss_before
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"feedback_epoch00{i}.pt" for i in (1, 2, 3)]
     blob = torch.load(tmp_path / "feedback_epoch003.pt", weights_only=True)

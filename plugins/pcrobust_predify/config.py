@@ -86,7 +86,8 @@ def parse_config(raw: Mapping[str, Any], source: str = "config") -> PredifyConfi
         if not isinstance(entry, Mapping) or not isinstance(entry.get("module"), str):
             raise PcrobustError(f"{where}: needs a 'module' string")
         predictor = entry.get("predictor")
-        if predictor is not None and not (isinstance(predictor, list) and all(isinstance(p, Mapping) for p in predictor)):
+        if predictor is not None and not (isinstance(predictor, list)
+                                          and all(isinstance(p, Mapping) for p in predictor)):
             raise PcrobustError(f"{where}: 'predictor' must be an array of tables")
         hps = _hyperparameters(entry.get("hyperparameters", {}), defaults, where)
         layers.append(LayerConfig(entry["module"], tuple(predictor) if predictor else None, hps))

@@ -10,14 +10,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from pcrobust.datasets import load_mnist_5k
 from pcrobust.errors import PcrobustError
+from pcrobust.registry import TrainingRequest
 from pcrobust_predify.checkpoint import load_checkpoint, save_checkpoint
 from pcrobust_predify.config import load_config, predify
 from pcrobust_predify.network import PredifyNet
 from pcrobust_predify.training import train_classifier, train_feedback
 
 MODEL_NAME = "mnist-pnet"
+DATASET = "mnist-5k"
 HYPERPARAMETER_OPTIONS = ("beta", "lambda", "alpha")
 
 
@@ -63,7 +64,7 @@ def build(weights: Path | None, options: Mapping[str, str]) -> PredifyNet:
     return net.eval()
 
 
-def weight_files(weights: Path | None) -> list[Path]:
+def weight_files(weights: Path | None, options: Mapping[str, str]) -> list[Path]:
     return [weights or shipped_weights()]
 
 
@@ -78,8 +79,9 @@ class Recipe:
     batch_size: int = 64
 
 
-def train(out: Path, seed: int, options: Mapping[str, str]) -> Path:
+def train(request: TrainingRequest) -> Path:
     """Train the backbone, then the feedback (Eq. 3), on the 4,000 training digits; write a checkpoint."""
+    seed, options = request.seed, request.options
     fields = asdict(Recipe())
     unknown = set(options) - set(fields)
     if unknown:
@@ -89,13 +91,13 @@ def train(out: Path, seed: int, options: Mapping[str, str]) -> Path:
     except ValueError as exc:
         raise PcrobustError(f"training option values must be numbers: {exc}") from None
     torch.manual_seed(seed)
-    data = load_mnist_5k("train")
+    data = request.datasets.get(DATASET).load("train")
     backbone = DigitNet()
     train_classifier(backbone, data.images, data.labels, epochs=recipe.backbone_epochs, lr=recipe.backbone_lr,
                      batch_size=recipe.batch_size, seed=seed)
     net = predify(backbone, load_config(config_path()))
     losses = train_feedback(net, data.images, epochs=recipe.feedback_epochs, lr=recipe.feedback_lr,
                             batch_size=recipe.batch_size, seed=seed)
-    metadata = {"model": MODEL_NAME, "seed": seed, "dataset": "mnist-5k/train", "recipe": asdict(recipe),
+    metadata = {"model": MODEL_NAME, "seed": seed, "dataset": f"{DATASET}/train", "recipe": asdict(recipe),
                 "feedback_loss_per_epoch": losses, "torch": str(torch.__version__)}
-    return save_checkpoint(net, out, metadata)
+    return save_checkpoint(net, request.out, metadata)

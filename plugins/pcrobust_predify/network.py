@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from torch import Tensor, nn
 import torch
+from torch import Tensor, nn
 
 from pcrobust.errors import PcrobustError
 from pcrobust.models import Normalization, TimestepModel, TimestepOutput
@@ -72,7 +72,8 @@ class PredifyNet(TimestepModel):
         n = len(self.pcoders)
         state = _UnrollState(timesteps, image, reps=[None] * n, predictions=[None] * n, gradients=[None] * n)
         handles = [layer.register_forward_hook(self._hook(i, state)) for i, layer in enumerate(self._layers)]
-        logits, recons = [], []
+        logits: list[Tensor] = []
+        recons: list[Tensor] = []
         try:
             for t in range(timesteps + 1):
                 state.t, state.visited = t, 0
@@ -80,15 +81,20 @@ class PredifyNet(TimestepModel):
                 if state.visited != n:
                     raise RuntimeError(f"only {state.visited} of {n} pcoder layers ran in the backbone's forward")
                 if reconstructions:
-                    recons.append(state.predictions[0])
+                    recons.append(state.predictions[0])  # type: ignore[arg-type]  # set by the first hook
         finally:
             for handle in handles:
                 handle.remove()
         errors = torch.stack([torch.stack(state.errors[t * n:(t + 1) * n]) for t in range(timesteps + 1)])
         return TimestepOutput(torch.stack(logits), errors, torch.stack(recons) if reconstructions else None)
 
+    @property
+    def pcoder_list(self) -> list[PCoder]:
+        """The pcoders, bottom to top, typed."""
+        return cast(list[PCoder], list(self.pcoders))
+
     def _hook(self, index: int, state: _UnrollState) -> Any:
-        pcoder: PCoder = self.pcoders[index]  # type: ignore[assignment]
+        pcoder = self.pcoder_list[index]
         top = index == len(self.pcoders) - 1
 
         def hook(module: nn.Module, inputs: Any, output: Tensor) -> Tensor:
@@ -120,6 +126,6 @@ class PredifyNet(TimestepModel):
             "pcoders": [
                 {"module": path, "beta": pc.hyperparameters.beta, "lambda": pc.effective_lambda,
                  "alpha": pc.hyperparameters.alpha}
-                for path, pc in zip(self.layer_paths, self.pcoders)  # type: ignore[attr-defined]
+                for path, pc in zip(self.layer_paths, self.pcoder_list, strict=True)
             ],
         }

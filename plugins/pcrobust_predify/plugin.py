@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from pcrobust.hookspecs import hookimpl
 from pcrobust.registry import ModelEntry, ModelRegistry
-from pcrobust_predify import mnist
+from pcrobust_predify import custom, mnist, recipes
+
+RECIPE_DESCRIPTIONS = {
+    "pvgg16": "PVGG16 over torchvision vgg16, 5 pcoders, local weights (needs torchvision)",
+    "pefficientnetb0": "PEfficientNetB0 over torchvision efficientnet_b0, 8 pcoders, local weights (needs torchvision)",
+}
 
 
 @hookimpl
@@ -13,8 +20,24 @@ def pcrobust_register_models(registry: ModelRegistry) -> None:
         name=mnist.MODEL_NAME,
         description="3-pcoder Predify digit net (mnist-5k), shipped weights; options beta, lambda, alpha",
         build=mnist.build,
-        dataset="mnist-5k",
+        dataset=mnist.DATASET,
         weight_files=mnist.weight_files,
         train=mnist.train,
         default=True,
+    ))
+    for name, recipe in recipes.RECIPES.items():
+        registry.add(ModelEntry(
+            name=name,
+            description=RECIPE_DESCRIPTIONS[name],
+            build=partial(recipes.build_recipe, recipe),
+            dataset="foolbox-imagenet",
+            weight_files=recipes.weight_files,
+        ))
+    registry.add(ModelEntry(
+        name=custom.MODEL_NAME,
+        description="your backbone predified by a TOML config: -o config=FILE -o backbone=module:factory",
+        build=custom.build,
+        dataset="",
+        weight_files=custom.weight_files,
+        train=custom.train,
     ))
