@@ -6,11 +6,14 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from pcrobust.errors import PcrobustError
+
+if TYPE_CHECKING:
+    from pcrobust.plugins import PluginHost
 
 EXIT_REGRESSION = 1
 EXIT_USAGE = 2
@@ -34,7 +37,8 @@ def _options(pairs: Sequence[str]) -> dict[str, str]:
     return options
 
 
-def _host() -> Any:
+def _host() -> PluginHost:
+    """The plugin host, imported on first use so that ``--help`` stays fast."""
     from pcrobust.plugins import PluginHost
 
     return PluginHost.from_environment()
@@ -77,7 +81,7 @@ def evaluate(out: str, quiet: bool, model_options: tuple[str, ...], epsilons: st
              attack: str, **settings: Any) -> int:
     """Evaluate a model at every timestep; write results.json, results.csv and plots to --out."""
     from pcrobust.config import EvaluationConfig
-    from pcrobust.evaluation import run_evaluation
+    from pcrobust.evaluation import resolve, run
     from pcrobust.results import write_json, write_report
 
     config = EvaluationConfig(
@@ -88,8 +92,11 @@ def evaluate(out: str, quiet: bool, model_options: tuple[str, ...], epsilons: st
         progress=not quiet,
         **settings,
     )
-    results = run_evaluation(_host(), config)
     out_dir = Path(out)
+    host = _host()
+    setup = resolve(host, config)
+    out_dir.mkdir(parents=True, exist_ok=True)  # fail before the work, not after it
+    results = run(host, setup, config)
     path = write_json(results, out_dir / "results.json")
     write_report(results, out_dir)
     _print_summary(results)
@@ -188,12 +195,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code = cli.main(args=list(argv) if argv is not None else None, prog_name="pcrobust", standalone_mode=False)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"pcrobust: error: {exc.format_message()}", err=True)
         return exc.exit_code
     except click.Abort:
         click.echo("aborted", err=True)
         return EXIT_USAGE
-    except PcrobustError as exc:
+    except (PcrobustError, OSError) as exc:
         click.echo(f"pcrobust: error: {exc}", err=True)
         return EXIT_USAGE
     return code if isinstance(code, int) else 0

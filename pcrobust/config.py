@@ -6,8 +6,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pcrobust.errors import PcrobustError
-from pcrobust.models import READOUTS
-from pcrobust.targets import TARGET_MODES
+from pcrobust.models import READOUTS, Readout
+from pcrobust.targets import TARGET_MODES, TargetMode
 
 
 @dataclass(frozen=True)
@@ -26,9 +26,9 @@ class EvaluationConfig:
     rel_stepsize: float = 0.2
     random_start: bool = False
     n_attack: int = 100
-    target_mode: str = "shift"
+    target_mode: TargetMode = "shift"
     target_shift: int = 1
-    attack_readout: str = "t"
+    attack_readout: Readout = "t"
     gradient_mode: str | None = None
     noise_sigmas: tuple[float, ...] = (0.1, 0.2, 0.3)
     device: str = "auto"

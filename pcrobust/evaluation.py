@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from pcrobust import __version__
@@ -82,11 +83,11 @@ def _attack_results(setup: Setup, config: EvaluationConfig, images: torch.Tensor
     always_right = (clean_logits.argmax(2) == labels).all(0).nonzero().flatten()[: config.n_attack]
     if len(always_right) == 0:
         raise PcrobustError("no image is classified correctly at every timestep; nothing to attack")
-    targets = choose_targets(config.target_mode, labels[always_right], setup.data.num_classes,  # type: ignore[arg-type]
+    targets = choose_targets(config.target_mode, labels[always_right], setup.data.num_classes,
                              shift=config.target_shift, seed=config.seed,
                              feedforward_logits=clean_logits[0, always_right])
     outcome = attack_per_timestep(setup.model, setup.attack, images[always_right], targets, config.epsilons,
-                                  setup.timesteps, config.attack_readout, config.batch_size,  # type: ignore[arg-type]
+                                  setup.timesteps, config.attack_readout, config.batch_size,
                                   setup.device, config.seed, config.progress)
     results = []
     for row, epsilon in enumerate(config.epsilons):
@@ -104,7 +105,11 @@ def _attack_results(setup: Setup, config: EvaluationConfig, images: torch.Tensor
 
 def run_evaluation(host: PluginHost, config: EvaluationConfig) -> dict[str, Any]:
     """Evaluate the configured model; returns a ``pcrobust.results/1`` document."""
-    setup = resolve(host, config)
+    return run(host, resolve(host, config), config)
+
+
+def run(host: PluginHost, setup: Setup, config: EvaluationConfig) -> dict[str, Any]:
+    """Evaluate a resolved setup at every timestep."""
     model, device, timesteps = setup.model, setup.device, setup.timesteps
     torch.manual_seed(config.seed)
     order = torch.randperm(len(setup.data), generator=torch.Generator().manual_seed(config.seed))
@@ -140,6 +145,7 @@ def run_evaluation(host: PluginHost, config: EvaluationConfig) -> dict[str, Any]
             "pcrobust": __version__,
             "plugins": {name: info.version for name, info in host.info.items()},
             "torch": str(torch.__version__),
+            "numpy": np.__version__,
             "python": platform.python_version(),
             "device": str(device),
             "seed": config.seed,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from types import ModuleType
 from typing import Any
 
 import pluggy
@@ -78,7 +77,7 @@ class PluginHost:
             info = PluginInfo(name, dist.name if dist else "?", dist.version if dist else "?")
             self.register(plugin, name, info)
 
-    def register(self, plugin: ModuleType | object, name: str, info: PluginInfo | None = None) -> None:
+    def register(self, plugin: object, name: str, info: PluginInfo | None = None) -> None:
         """Register a plugin object by hand (tests, notebooks); entry points do this automatically."""
         self.manager.register(plugin, name=name)
         self.info[name] = info or PluginInfo(name, "", "")

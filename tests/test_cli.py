@@ -105,12 +105,20 @@ def test_check_exit_codes(small_run: Path, tmp_path: Path, cli):
     (("--plugin", "predify", "--gradient-mode", "bpda"), "gradient mode 'bpda' not offered"),
     (("--plugin", "predify", "--steps", "0"), "steps must be at least 1"),
     (("--plugin", "predify", "--split", "val"), "unknown split 'val'"),
+    (("--plugin", "predify", "--model", "custom"), "has no default dataset; name one with --dataset"),
 ])
 def test_bad_input_is_one_line_and_exit_2(cli, tmp_path: Path, args, message):
     code, out, err = cli("evaluate", *args, "--quiet", "--out", str(tmp_path / "r"))
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and message in err
     assert not (tmp_path / "r").exists()
+
+
+def test_unwritable_output_is_one_line(cli, tmp_path: Path):
+    (tmp_path / "taken").write_text("a file where the results folder should go")
+    code, _, err = cli("evaluate", "--plugin", "predify", "--attack", "none", "--noise-sigmas", "", "--n-clean", "10",
+                       "--timesteps", "0", "--quiet", "--out", str(tmp_path / "taken"))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "taken" in err
 
 
 def test_train_command_writes_a_checkpoint_that_evaluate_uses(cli, tmp_path: Path):

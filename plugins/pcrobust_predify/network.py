@@ -55,7 +55,7 @@ class PredifyNet(TimestepModel):
             raise ValueError("need one pcoder per layer path, and at least one")
         for module in backbone.modules():  # in-place activations would alias the states the hooks return
             if hasattr(module, "inplace"):
-                module.inplace = False
+                module.inplace = False  # type: ignore[assignment]  # a plain bool attribute of activations
         self.backbone = backbone.eval()
         self.layer_paths = tuple(layer_paths)
         self.pcoders = nn.ModuleList(pcoders)
