@@ -22,14 +22,19 @@ def save_checkpoint(net: PredifyNet, path: Path, metadata: dict[str, Any]) -> Pa
     return path
 
 
+def load_weights_file(path: Path, what: str = "weight file") -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU, with one-line errors."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise PcrobustError(f"{what} {path} does not exist") from None
+    except Exception as exc:  # torch raises many types for corrupt or unsafe files
+        raise PcrobustError(f"cannot load {what} {path}: {str(exc).splitlines()[0]}") from None
+
+
 def load_checkpoint(net: PredifyNet, path: Path) -> dict[str, Any]:
     """Load weights into ``net``; returns the checkpoint's metadata. Hyperparameters are not stored."""
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise PcrobustError(f"checkpoint {path} does not exist") from None
-    except Exception as exc:
-        raise PcrobustError(f"cannot load checkpoint {path}: {str(exc).splitlines()[0]}") from None
+    blob = load_weights_file(path, "checkpoint")
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise PcrobustError(f"{path} is not a {FORMAT} checkpoint")
     try:

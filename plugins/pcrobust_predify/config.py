@@ -111,6 +111,20 @@ def load_config(path: Path) -> PredifyConfig:
     return parse_config(raw, str(path))
 
 
+def split_options(options: Mapping[str, str], allowed: tuple[str, ...]) -> tuple[dict[str, float], dict[str, str]]:
+    """Separate β/λ/α overrides (``beta``, ``lambda``, ``alpha``, as numbers) from a model's other
+    ``allowed`` options; any other key is an error naming what is accepted."""
+    known = (*_HP_KEYS, *allowed)
+    unknown = set(options) - set(known)
+    if unknown:
+        raise PcrobustError(f"unknown option {sorted(unknown)[0]!r}; available: {', '.join(known)}")
+    try:
+        hyperparameters = {k: float(v) for k, v in options.items() if k in _HP_KEYS}
+    except ValueError as exc:
+        raise PcrobustError(f"hyperparameter values must be numbers: {exc}") from None
+    return hyperparameters, {k: v for k, v in options.items() if k not in _HP_KEYS}
+
+
 def build_predictor(spec: tuple[Mapping[str, Any], ...], where: str) -> nn.Module:
     """A ``Sequential`` of allow-listed ``torch.nn`` layers given by name and keyword arguments."""
     layers = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
@@ -18,13 +19,11 @@ from torch import nn
 from pcrobust.errors import PcrobustError
 from pcrobust.registry import TrainingRequest
 from pcrobust_predify.checkpoint import load_checkpoint, save_checkpoint
-from pcrobust_predify.config import load_config, predify
+from pcrobust_predify.config import load_config, predify, split_options
 from pcrobust_predify.network import PredifyNet
-from pcrobust_predify.training import train_feedback
+from pcrobust_predify.training import settings_from_options, train_feedback
 
 MODEL_NAME = "custom"
-HYPERPARAMETERS = ("beta", "lambda", "alpha")
-TRAINING = {"dataset": str, "epochs": int, "lr": float, "batch_size": int}
 _CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 
@@ -48,25 +47,18 @@ def import_backbone(spec: str) -> nn.Module:
 
 
 def _network(options: Mapping[str, str], allowed: tuple[str, ...]) -> PredifyNet:
-    unknown = set(options) - {"config", "backbone", *allowed}
-    if unknown:
-        raise PcrobustError(f"unknown option {sorted(unknown)[0]!r}; available: config, backbone, "
-                            f"{', '.join(allowed)}")
-    missing = [key for key in ("config", "backbone") if key not in options]
+    hps, rest = split_options(options, ("config", "backbone", *allowed))
+    missing = [key for key in ("config", "backbone") if key not in rest]
     if missing:
         raise PcrobustError(f"model {MODEL_NAME!r} needs -o {missing[0]}=...")
-    try:
-        hps = {k: float(v) for k, v in options.items() if k in HYPERPARAMETERS}
-    except ValueError as exc:
-        raise PcrobustError(f"hyperparameter values must be numbers: {exc}") from None
-    return predify(import_backbone(options["backbone"]), load_config(Path(options["config"])), hyperparameters=hps)
+    return predify(import_backbone(rest["backbone"]), load_config(Path(rest["config"])), hyperparameters=hps)
 
 
 def build(weights: Path | None, options: Mapping[str, str]) -> PredifyNet:
     if weights is None:
         raise PcrobustError(f"model {MODEL_NAME!r} needs --weights: a checkpoint from "
                             f"'pcrobust train --plugin predify --model {MODEL_NAME}'")
-    net = _network(options, HYPERPARAMETERS)
+    net = _network(options, ())
     load_checkpoint(net, weights)
     return net.eval()
 
@@ -75,19 +67,26 @@ def weight_files(weights: Path | None, options: Mapping[str, str]) -> list[Path]
     return [weights] if weights else []
 
 
+@dataclass(frozen=True)
+class FeedbackTraining:
+    """``pcrobust train --model custom`` options beyond the model's own."""
+
+    dataset: str = ""
+    epochs: int = 10
+    lr: float = 1e-3
+    batch_size: int = 64
+
+
 def train(request: TrainingRequest) -> Path:
     """Train the feedback of the configured backbone on ``-o dataset=NAME`` (its train split)."""
-    net = _network(request.options, tuple(TRAINING))
-    try:
-        settings = {k: TRAINING[k](request.options.get(k, v)) for k, v in
-                    {"dataset": "", "epochs": 10, "lr": 1e-3, "batch_size": 64}.items()}
-    except ValueError as exc:
-        raise PcrobustError(f"training option values must be numbers: {exc}") from None
-    if not settings["dataset"]:
+    names = tuple(f.name for f in fields(FeedbackTraining))
+    net = _network(request.options, names)
+    settings = settings_from_options(FeedbackTraining, {k: v for k, v in request.options.items() if k in names})
+    if not settings.dataset:
         raise PcrobustError("training needs -o dataset=NAME (a registered dataset with a train split)")
-    data = request.datasets.get(settings["dataset"]).load("train")
+    data = request.datasets.get(settings.dataset).load("train")
     torch.manual_seed(request.seed)
-    losses = train_feedback(net, data.images, epochs=settings["epochs"], lr=settings["lr"],
-                            batch_size=settings["batch_size"], seed=request.seed)
+    losses = train_feedback(net, data.images, epochs=settings.epochs, lr=settings.lr,
+                            batch_size=settings.batch_size, seed=request.seed)
     return save_checkpoint(net, request.out, {"model": MODEL_NAME, "seed": request.seed, "options": dict(
         request.options), "feedback_loss_per_epoch": losses, "torch": str(torch.__version__)})

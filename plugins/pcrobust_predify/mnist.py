@@ -10,16 +10,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from pcrobust.errors import PcrobustError
 from pcrobust.registry import TrainingRequest
 from pcrobust_predify.checkpoint import load_checkpoint, save_checkpoint
-from pcrobust_predify.config import load_config, predify
+from pcrobust_predify.config import load_config, predify, split_options
 from pcrobust_predify.network import PredifyNet
-from pcrobust_predify.training import train_classifier, train_feedback
+from pcrobust_predify.training import settings_from_options, train_classifier, train_feedback
 
 MODEL_NAME = "mnist-pnet"
 DATASET = "mnist-5k"
-HYPERPARAMETER_OPTIONS = ("beta", "lambda", "alpha")
 
 
 def config_path() -> Path:
@@ -46,20 +44,10 @@ class DigitNet(nn.Module):
         return self.classifier(self.features(x))
 
 
-def _hyperparameter_options(options: Mapping[str, str]) -> dict[str, float]:
-    unknown = set(options) - set(HYPERPARAMETER_OPTIONS)
-    if unknown:
-        raise PcrobustError(f"unknown option {sorted(unknown)[0]!r} for {MODEL_NAME}; "
-                            f"available: {', '.join(HYPERPARAMETER_OPTIONS)}")
-    try:
-        return {key: float(value) for key, value in options.items()}
-    except ValueError as exc:
-        raise PcrobustError(f"option values must be numbers: {exc}") from None
-
-
 def build(weights: Path | None, options: Mapping[str, str]) -> PredifyNet:
     """The digit network with the shipped (or given) weights and optional β/λ/α for every pcoder."""
-    net = predify(DigitNet(), config_path(), hyperparameters=_hyperparameter_options(options))
+    hyperparameters, _ = split_options(options, ())
+    net = predify(DigitNet(), config_path(), hyperparameters=hyperparameters)
     load_checkpoint(net, weights or shipped_weights())
     return net.eval()
 
@@ -81,15 +69,7 @@ class Recipe:
 
 def train(request: TrainingRequest) -> Path:
     """Train the backbone, then the feedback (Eq. 3), on the 4,000 training digits; write a checkpoint."""
-    seed, options = request.seed, request.options
-    fields = asdict(Recipe())
-    unknown = set(options) - set(fields)
-    if unknown:
-        raise PcrobustError(f"unknown training option {sorted(unknown)[0]!r}; available: {', '.join(fields)}")
-    try:
-        recipe = Recipe(**{k: type(fields[k])(v) for k, v in options.items()})
-    except ValueError as exc:
-        raise PcrobustError(f"training option values must be numbers: {exc}") from None
+    seed, recipe = request.seed, settings_from_options(Recipe, request.options)
     torch.manual_seed(seed)
     data = request.datasets.get(DATASET).load("train")
     backbone = DigitNet()

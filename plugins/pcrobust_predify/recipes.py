@@ -17,11 +17,10 @@ import torch
 from torch import nn
 
 from pcrobust.errors import PcrobustError
-from pcrobust_predify.checkpoint import load_checkpoint
-from pcrobust_predify.config import load_config, predify
+from pcrobust_predify.checkpoint import load_checkpoint, load_weights_file
+from pcrobust_predify.config import load_config, predify, split_options
 from pcrobust_predify.network import PredifyNet
 
-HYPERPARAMETERS = ("beta", "lambda", "alpha")
 FILE_OPTIONS = ("backbone", "feedback_dir")
 
 
@@ -40,15 +39,6 @@ RECIPES = {r.name: r for r in (Recipe("pvgg16", "vgg16", "pvgg16.toml"),
                                Recipe("pefficientnetb0", "efficientnet_b0", "pefficientnetb0.toml"))}
 
 
-def _load_state(path: Path) -> Any:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise PcrobustError(f"weight file {path} does not exist") from None
-    except Exception as exc:
-        raise PcrobustError(f"cannot load weight file {path}: {str(exc).splitlines()[0]}") from None
-
-
 def torchvision_backbone(builder: str, weights: Path | None) -> nn.Module:
     """An untrained torchvision network of the named builder, filled from a local state-dict file."""
     try:
@@ -58,7 +48,7 @@ def torchvision_backbone(builder: str, weights: Path | None) -> nn.Module:
     net: nn.Module = getattr(torchvision.models, builder)(weights=None)
     if weights is not None:
         try:
-            net.load_state_dict(_load_state(weights))
+            net.load_state_dict(load_weights_file(weights))
         except RuntimeError as exc:
             raise PcrobustError(f"{weights} is not a {builder} state dict: {str(exc).splitlines()[0]}") from None
     return net
@@ -79,28 +69,17 @@ def load_reference_feedback(net: PredifyNet, directory: Path) -> None:
         matches = sorted(directory.glob(f"*pc{n}_*.pth"))
         if not matches:
             raise PcrobustError(f"no feedback file matching '*pc{n}_*.pth' in {directory}")
-        state = reference_predictor_state(_load_state(matches[-1]))
+        state = reference_predictor_state(load_weights_file(matches[-1]))
         try:
             pcoder.predictor.load_state_dict(state)
         except RuntimeError as exc:
             raise PcrobustError(f"{matches[-1]} does not fit pcoder {n}: {str(exc).splitlines()[0]}") from None
 
 
-def _split_options(options: Mapping[str, str]) -> tuple[dict[str, float], dict[str, Path]]:
-    unknown = set(options) - set(HYPERPARAMETERS) - set(FILE_OPTIONS)
-    if unknown:
-        raise PcrobustError(f"unknown option {sorted(unknown)[0]!r}; available: "
-                            f"{', '.join(HYPERPARAMETERS + FILE_OPTIONS)}")
-    try:
-        hps = {k: float(v) for k, v in options.items() if k in HYPERPARAMETERS}
-    except ValueError as exc:
-        raise PcrobustError(f"hyperparameter values must be numbers: {exc}") from None
-    return hps, {k: Path(v) for k, v in options.items() if k in FILE_OPTIONS}
-
-
 def build_recipe(recipe: Recipe, weights: Path | None, options: Mapping[str, str]) -> PredifyNet:
     """The recipe's network with local weights; β/λ/α options apply to every pcoder after loading."""
-    hps, paths = _split_options(options)
+    hps, files_given = split_options(options, FILE_OPTIONS)
+    paths = {k: Path(v) for k, v in files_given.items()}
     if weights is None and set(paths) != set(FILE_OPTIONS):
         raise PcrobustError(f"{recipe.name} needs --weights CHECKPOINT, or -o backbone=FILE and -o feedback_dir=DIR")
     net = predify(torchvision_backbone(recipe.torchvision_builder, paths.get("backbone")),
@@ -115,6 +94,6 @@ def build_recipe(recipe: Recipe, weights: Path | None, options: Mapping[str, str
 def weight_files(weights: Path | None, options: Mapping[str, str]) -> list[Path]:
     if weights is not None:
         return [weights]
-    _, paths = _split_options(options)
-    feedback = sorted(paths["feedback_dir"].glob("*pc*_*.pth")) if "feedback_dir" in paths else []
-    return [p for p in (paths.get("backbone"),) if p] + feedback
+    _, paths = split_options(options, FILE_OPTIONS)
+    feedback = sorted(Path(paths["feedback_dir"]).glob("*pc*_*.pth")) if "feedback_dir" in paths else []
+    return ([Path(paths["backbone"])] if "backbone" in paths else []) + feedback

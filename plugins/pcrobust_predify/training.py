@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import fields
 from pathlib import Path
+from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from pcrobust.errors import PcrobustError
 from pcrobust.models import evaluation_mode
 from pcrobust_predify.network import PredifyNet
+
+SettingsT = TypeVar("SettingsT")
+
+
+def settings_from_options(cls: type[SettingsT], options: Mapping[str, str]) -> SettingsT:
+    """Fill the dataclass ``cls`` from ``KEY=VALUE`` strings, converting each to its field's default's type."""
+    defaults: dict[str, Any] = {f.name: f.default for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = set(options) - set(defaults)
+    if unknown:
+        raise PcrobustError(f"unknown training option {sorted(unknown)[0]!r}; available: {', '.join(defaults)}")
+    try:
+        return cls(**{key: type(defaults[key])(value) for key, value in options.items()})
+    except ValueError as exc:
+        raise PcrobustError(f"training option values must be numbers: {exc}") from None
 
 
 def _batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[Tensor]:
