@@ -11,3 +11,9 @@ class UnknownNameError(PcrobustError):
     def __init__(self, kind: str, name: str, known: list[str]) -> None:
         listing = ", ".join(sorted(known)) or "none"
         super().__init__(f"unknown {kind} {name!r}; available: {listing}")
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (or its type name), for one-line reports."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

@@ -9,8 +9,8 @@ from typing import Any
 
 import pluggy
 
-from pcrobust import builtin, hookspecs
-from pcrobust.errors import PcrobustError, UnknownNameError
+from pcrobust import __version__, builtin, hookspecs
+from pcrobust.errors import PcrobustError, UnknownNameError, first_line
 from pcrobust.registry import AttackRegistry, DatasetRegistry, ModelEntry, ModelRegistry, Registry
 
 ENTRY_POINT_GROUP = "pcrobust"
@@ -45,16 +45,13 @@ def allow_list_from_environment() -> list[str] | None:
 class PluginHost:
     """A pluggy manager holding the built-in entries and every allowed entry-point plugin."""
 
-    def __init__(self, allow: list[str] | None = None, *, load_entry_points: bool = True) -> None:
+    def __init__(self, allow: list[str] | None = None) -> None:
         self.manager = pluggy.PluginManager(ENTRY_POINT_GROUP)
         self.manager.add_hookspecs(hookspecs)
         self.info: dict[str, PluginInfo] = {}
         self._registries: Registries | None = None
-        from pcrobust import __version__
-
         self.register(builtin, BUILTIN_NAME, PluginInfo(BUILTIN_NAME, "pcrobust", __version__))
-        if load_entry_points:
-            self._load_entry_points(allow)
+        self._load_entry_points(allow)
 
     @classmethod
     def from_environment(cls) -> PluginHost:
@@ -71,8 +68,8 @@ class PluginHost:
                 continue
             try:
                 plugin = ep.load()
-            except Exception as exc:  # a broken third-party plugin must not hide the others' names
-                raise PcrobustError(f"plugin {name!r} failed to load: {exc}") from exc
+            except Exception as exc:  # any import-time failure: name the plugin that broke, in one line
+                raise PcrobustError(f"plugin {name!r} failed to load: {first_line(exc)}") from exc
             dist = ep.dist
             info = PluginInfo(name, dist.name if dist else "?", dist.version if dist else "?")
             self.register(plugin, name, info)

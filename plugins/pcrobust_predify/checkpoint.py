@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from pcrobust.errors import PcrobustError
+from pcrobust.errors import PcrobustError, first_line
 from pcrobust_predify.network import PredifyNet
 
 FORMAT = "pcrobust-predify/1"
@@ -29,7 +29,7 @@ def load_weights_file(path: Path, what: str = "weight file") -> Any:
     except FileNotFoundError:
         raise PcrobustError(f"{what} {path} does not exist") from None
     except Exception as exc:  # torch raises many types for corrupt or unsafe files
-        raise PcrobustError(f"cannot load {what} {path}: {str(exc).splitlines()[0]}") from None
+        raise PcrobustError(f"cannot load {what} {path}: {first_line(exc)}") from None
 
 
 def load_checkpoint(net: PredifyNet, path: Path) -> dict[str, Any]:
@@ -41,5 +41,5 @@ def load_checkpoint(net: PredifyNet, path: Path) -> dict[str, Any]:
         net.backbone.load_state_dict(blob["backbone"])
         net.pcoders.load_state_dict(blob["feedback"])
     except RuntimeError as exc:
-        raise PcrobustError(f"checkpoint {path} does not fit this network: {str(exc).splitlines()[0]}") from None
+        raise PcrobustError(f"checkpoint {path} does not fit this network: {first_line(exc)}") from None
     return dict(blob.get("metadata", {}))

@@ -85,7 +85,7 @@ class PredifyNet(TimestepModel):
         finally:
             for handle in handles:
                 handle.remove()
-        errors = torch.stack([torch.stack(state.errors[t * n:(t + 1) * n]) for t in range(timesteps + 1)])
+        errors = torch.stack(state.errors).view(timesteps + 1, n, -1)  # appended per timestep, bottom to top
         return TimestepOutput(torch.stack(logits), errors, torch.stack(recons) if reconstructions else None)
 
     @property

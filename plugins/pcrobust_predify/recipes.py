@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pcrobust.errors import PcrobustError
+from pcrobust.errors import PcrobustError, first_line
 from pcrobust_predify.checkpoint import load_checkpoint, load_weights_file
 from pcrobust_predify.config import load_config, predify, split_options
 from pcrobust_predify.network import PredifyNet
@@ -50,7 +50,7 @@ def torchvision_backbone(builder: str, weights: Path | None) -> nn.Module:
         try:
             net.load_state_dict(load_weights_file(weights))
         except RuntimeError as exc:
-            raise PcrobustError(f"{weights} is not a {builder} state dict: {str(exc).splitlines()[0]}") from None
+            raise PcrobustError(f"{weights} is not a {builder} state dict: {first_line(exc)}") from None
     return net
 
 
@@ -73,7 +73,7 @@ def load_reference_feedback(net: PredifyNet, directory: Path) -> None:
         try:
             pcoder.predictor.load_state_dict(state)
         except RuntimeError as exc:
-            raise PcrobustError(f"{matches[-1]} does not fit pcoder {n}: {str(exc).splitlines()[0]}") from None
+            raise PcrobustError(f"{matches[-1]} does not fit pcoder {n}: {first_line(exc)}") from None
 
 
 def build_recipe(recipe: Recipe, weights: Path | None, options: Mapping[str, str]) -> PredifyNet:
