@@ -44,6 +44,10 @@ class EvaluationConfig:
             problems.append("timesteps must be non-negative")
         if self.n_attack < 1:
             problems.append("n-attack must be at least 1")
+        if self.attack and not self.epsilons:
+            problems.append("an attack needs at least one epsilon")
+        if self.seed < 0:
+            problems.append("seed must be non-negative")
         if any(not 0 < e <= 1 for e in self.epsilons):
             problems.append("epsilons must lie in (0, 1] (pixel units of images in [0, 1])")
         if any(s < 0 for s in self.noise_sigmas):

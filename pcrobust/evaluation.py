@@ -73,7 +73,11 @@ def resolve(host: PluginHost, config: EvaluationConfig) -> Setup:
         raise PcrobustError(str(exc)) from None
     timesteps = model.default_timesteps if config.timesteps is None else config.timesteps
     attack = attack_entry.build(settings) if attack_entry else None
-    return Setup(entry, weights, model, attack, dataset_entry.load(config.split), device, timesteps)
+    data = dataset_entry.load(config.split)
+    if attack and config.target_mode == "shift" and config.target_shift % data.num_classes == 0:
+        raise PcrobustError(f"target shift {config.target_shift} maps every label onto itself with "
+                            f"{data.num_classes} classes")
+    return Setup(entry, weights, model, attack, data, device, timesteps)
 
 
 def _attack_results(setup: Setup, config: EvaluationConfig, images: torch.Tensor, labels: torch.Tensor,
@@ -95,6 +99,7 @@ def _attack_results(setup: Setup, config: EvaluationConfig, images: torch.Tensor
         results.append({
             "attack": config.attack, **setup.attack.describe(), "epsilon": epsilon,
             "attacked_readout": config.attack_readout, "scored_readout": "t",
+            "gradient_mode": setup.model.gradient_mode,
             "target_mode": config.target_mode, "n": outcome.n,
             "successes": outcome.successes[row].tolist(), "success_rate": rates,
             "success_rate_change_from_t0": [r - rates[0] for r in rates],

@@ -35,6 +35,7 @@ def test_evaluate_writes_json_csv_and_plots(small_run: Path):
     for attack in results["attacks"]:
         assert attack["attack"] == "bim" and attack["norm"] == "linf" and attack["targeted"] is True
         assert attack["attacked_readout"] == "t" and attack["scored_readout"] == "t"
+        assert attack["gradient_mode"] == "exact"
         assert attack["n"] == 12 and len(attack["image_indices"]) == 12
         assert attack["success_rate"] == [s / 12 for s in attack["successes"]]
         assert attack["success_rate_change_from_t0"][0] == 0
@@ -104,6 +105,10 @@ def test_check_exit_codes(small_run: Path, tmp_path: Path, cli):
     (("--plugin", "predify", "--weights", "nowhere.pt"), "checkpoint nowhere.pt does not exist"),
     (("--plugin", "predify", "--gradient-mode", "bpda"), "gradient mode 'bpda' not offered"),
     (("--plugin", "predify", "--steps", "0"), "steps must be at least 1"),
+    (("--plugin", "predify", "--epsilons", ""), "an attack needs at least one epsilon"),
+    (("--plugin", "predify", "--seed", "-1"), "seed must be non-negative"),
+    (("--plugin", "predify", "--target-shift", "10", "--n-clean", "20", "--timesteps", "0", "--noise-sigmas", ""),
+     "target shift 10 maps every label onto itself"),
     (("--plugin", "predify", "--split", "val"), "unknown split 'val'"),
     (("--plugin", "predify", "--model", "custom"), "has no default dataset; name one with --dataset"),
 ])
