@@ -100,6 +100,8 @@ def evaluate(out: str, quiet: bool, model_options: tuple[str, ...], epsilons: st
     path = write_json(results, out_dir / "results.json")
     write_report(results, out_dir)
     _print_summary(results)
+    if config.attack and not results["attacks"]:
+        click.echo("no image was classified correctly at every timestep, so no attack was run", err=True)
     click.echo(f"results written to {path}")
     return 0
 

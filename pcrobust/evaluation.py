@@ -80,24 +80,24 @@ def resolve(host: PluginHost, config: EvaluationConfig) -> Setup:
     return Setup(entry, weights, model, attack, data, device, timesteps)
 
 
-def _attack_results(setup: Setup, config: EvaluationConfig, images: torch.Tensor, labels: torch.Tensor,
-                    clean_logits: torch.Tensor, image_indices: torch.Tensor) -> list[dict[str, Any]]:
-    """Targeted attacks on the first ``n_attack`` images that are right at every timestep."""
-    assert setup.attack is not None
+def _attack_results(setup: Setup, attack: Attack, config: EvaluationConfig, images: torch.Tensor,
+                    labels: torch.Tensor, clean_logits: torch.Tensor,
+                    image_indices: torch.Tensor) -> list[dict[str, Any]]:
+    """Targeted attacks on the first ``n_attack`` images that are right at every timestep (none: no entries)."""
     always_right = (clean_logits.argmax(2) == labels).all(0).nonzero().flatten()[: config.n_attack]
     if len(always_right) == 0:
-        raise PcrobustError("no image is classified correctly at every timestep; nothing to attack")
+        return []
     targets = choose_targets(config.target_mode, labels[always_right], setup.data.num_classes,
                              shift=config.target_shift, seed=config.seed,
                              feedforward_logits=clean_logits[0, always_right])
-    outcome = attack_per_timestep(setup.model, setup.attack, images[always_right], targets, config.epsilons,
+    outcome = attack_per_timestep(setup.model, attack, images[always_right], targets, config.epsilons,
                                   setup.timesteps, config.attack_readout, config.batch_size,
                                   setup.device, config.seed, config.progress)
     results = []
     for row, epsilon in enumerate(config.epsilons):
         rates = (outcome.successes[row].double() / outcome.n).tolist()
         results.append({
-            "attack": config.attack, **setup.attack.describe(), "epsilon": epsilon,
+            "attack": config.attack, **attack.describe(), "epsilon": epsilon,
             "attacked_readout": config.attack_readout, "scored_readout": "t",
             "gradient_mode": setup.model.gradient_mode,
             "target_mode": config.target_mode, "n": outcome.n,
@@ -130,7 +130,8 @@ def run(host: PluginHost, setup: Setup, config: EvaluationConfig) -> dict[str, A
             noisy_logits = predict(model, noisy, timesteps, config.batch_size, device, f"noise σ={sigma}",
                                    config.progress)
             noise.append({"sigma": sigma, **_accuracy(noisy_logits.argmax(2) == labels)})
-        attacks = _attack_results(setup, config, images, labels, logits, chosen) if setup.attack else []
+        attacks = (_attack_results(setup, setup.attack, config, images, labels, logits, chosen)
+                   if setup.attack else [])
 
     weight_files = setup.entry.weight_files(setup.weights, config.model_options)
     return {
@@ -144,8 +145,9 @@ def run(host: PluginHost, setup: Setup, config: EvaluationConfig) -> dict[str, A
         "noise": noise,
         "noise_protocol": NOISE_RULE,
         "attack_protocol": ("targeted; the first n evaluated images classified correctly at every timestep "
-                            "0..T; one target per image for all timesteps; success = argmax of the scored "
-                            "readout equals the target; epsilons in pixel units of images in [0, 1]"),
+                            "0..T (no attack entries when there are none); one target per image for all "
+                            "timesteps; success = argmax of the scored readout equals the target; epsilons "
+                            "in pixel units of images in [0, 1]"),
         "provenance": {
             "pcrobust": __version__,
             "plugins": {name: info.version for name, info in host.info.items()},
