@@ -53,7 +53,7 @@ def own_kernel_per_timestep(model, images, targets, epsilons, timesteps, setting
 
         for e, eps in enumerate(epsilons):
             x_adv = bim(logits_at_t, images, targets, torch.full((len(images),), eps, device=images.device),
-                        torch.Generator())
+                        range(len(images)))
             with torch.no_grad():
                 counts[e][t] = int((logits_at_t(x_adv).argmax(1) == targets).sum())
     return counts

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, final
 
 import torch
 from torch import Tensor
+
+from pcrobust.seeding import per_item_draws
 
 Norm = Literal["linf", "l2"]
 LogitsFn = Callable[[Tensor], Tensor]
@@ -59,17 +61,26 @@ class Attack(ABC):
 
     @final
     def __call__(self, logits_fn: LogitsFn, x: Tensor, target: Tensor, epsilon: Tensor,
-                 generator: torch.Generator) -> Tensor:
-        """Adversarial inputs inside the ε-ball and [0, 1], whatever ``run`` returned."""
+                 seeds: Sequence[int]) -> Tensor:
+        """Adversarial inputs inside the ε-ball and [0, 1], whatever ``run`` returned.
+
+        ``seeds`` holds one seed per sample for any random draw (see :meth:`uniform`)."""
         if x.min() < 0 or x.max() > 1:
             raise ValueError("attack inputs must lie in [0, 1]")
-        x_adv = self.run(logits_fn, x, target, epsilon, generator)
+        if len(seeds) != len(x):
+            raise ValueError(f"need one seed per sample, got {len(seeds)} for {len(x)}")
+        x_adv = self.run(logits_fn, x, target, epsilon, seeds)
         return project(x, x_adv.detach(), epsilon, self.norm)
 
     @abstractmethod
     def run(self, logits_fn: LogitsFn, x: Tensor, target: Tensor, epsilon: Tensor,
-            generator: torch.Generator) -> Tensor:
+            seeds: Sequence[int]) -> Tensor:
         """Return candidate adversarials for ``x`` aimed at ``target`` with per-sample ``epsilon``."""
+
+    @staticmethod
+    def uniform(x: Tensor, seeds: Sequence[int]) -> Tensor:
+        """U[0, 1) noise shaped like ``x``, each sample's from its own seed (independent of the batch)."""
+        return per_item_draws(x.shape[1:], seeds, "uniform").to(device=x.device, dtype=x.dtype)
 
     def describe(self) -> dict[str, Any]:
         return {"norm": self.norm, "targeted": self.targeted, **self.settings.describe()}

@@ -10,13 +10,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 
-import numpy as np
 import torch
 from torch import Tensor
 from tqdm import tqdm
 
 from pcrobust.attacks import Attack
 from pcrobust.models import Readout, TimestepModel, select_readout
+from pcrobust.seeding import derived_seed, per_item_draws
 
 
 @dataclass(frozen=True)
@@ -48,12 +48,7 @@ def predict(model: TimestepModel, images: Tensor, timesteps: int, batch_size: in
 
 def standard_normal_per_image(shape: torch.Size, image_indices: Sequence[int], seed: int) -> Tensor:
     """One standard-normal draw per image, seeded by (seed, image index): independent of batching."""
-    draws = []
-    for index in image_indices:
-        state = np.random.SeedSequence([seed, int(index)]).generate_state(2, dtype=np.uint64)
-        generator = torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
-        draws.append(torch.randn(shape, generator=generator))
-    return torch.stack(draws)
+    return per_item_draws(shape, [derived_seed(seed, index) for index in image_indices])
 
 
 def add_gaussian_noise(images: Tensor, sigma: float, unit_noise: Tensor) -> Tensor:
@@ -71,6 +66,8 @@ def attack_per_timestep(model: TimestepModel, attack: Attack, images: Tensor, ta
                         device: torch.device, seed: int, progress: bool = True) -> AttackOutcome:
     """Attack every image at every ε and timestep; count targeted successes per (ε, t).
 
+    Each copy's random draws come from its own seed, derived from (seed, ε index, timestep, image index),
+    so results do not depend on ``batch_size`` or the device's chunking.
     Readout ``t`` makes one copy per (ε, t, image), each scored at the timestep it attacked;
     ``avg``/``last`` make one copy per (ε, image), attacked on that readout and scored at every t.
     Copies are ordered by timestep and a chunk unrolls only as far as its latest timestep. On the CPU,
@@ -83,7 +80,6 @@ def attack_per_timestep(model: TimestepModel, attack: Attack, images: Tensor, ta
     grid = torch.tensor([(t, e, i) for t in steps for e in range(n_eps) for i in range(n)], dtype=torch.long)
     eps_values = torch.tensor(epsilons, dtype=images.dtype)
     successes = torch.zeros(n_eps, timesteps + 1, dtype=torch.long)
-    generator = torch.Generator().manual_seed(seed)
     chunks = grid.split(batch_size)
     if device.type == "cpu" and readout == "t":
         chunks = tuple(c for t in steps for c in grid[grid[:, 0] == t].split(batch_size))
@@ -92,9 +88,9 @@ def attack_per_timestep(model: TimestepModel, attack: Attack, images: Tensor, ta
         x, target = images[i_idx].to(device), targets[i_idx].to(device)
         epsilon = eps_values[e_idx].to(device)
         logits_fn = partial(_scored_logits, model, int(t_idx.max()), readout, t_idx.to(device))
-
+        seeds = [derived_seed(seed, e, t, i) for t, e, i in chunk.tolist()]
         with torch.enable_grad():
-            x_adv = attack(logits_fn, x, target, epsilon, generator)
+            x_adv = attack(logits_fn, x, target, epsilon, seeds)
         with torch.no_grad():
             if readout == "t":
                 hit = (logits_fn(x_adv).argmax(1) == target).cpu().long()

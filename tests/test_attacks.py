@@ -30,18 +30,19 @@ class RunsAway(Attack):
 
     norm = "linf"
 
-    def run(self, logits_fn, x, target, epsilon, generator) -> Tensor:
+    def run(self, logits_fn, x, target, epsilon, seeds) -> Tensor:
         return x + 5.0
 
 
 def test_base_class_enforces_the_budget():
     x = torch.rand(4, 1, 3, 3)
     out = RunsAway(AttackSettings())(lambda z: z.flatten(1), x, torch.zeros(4, dtype=torch.long),
-                                     torch.full((4,), 0.1), torch.Generator())
+                                     torch.full((4,), 0.1), range(4))
     assert ((out - x).abs() <= 0.1 + 1e-7).all() and out.max() <= 1
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        RunsAway(AttackSettings())(lambda z: z, x + 2, torch.zeros(4, dtype=torch.long), torch.ones(4),
-                                   torch.Generator())
+        RunsAway(AttackSettings())(lambda z: z, x + 2, torch.zeros(4, dtype=torch.long), torch.ones(4), range(4))
+    with pytest.raises(ValueError, match="one seed per sample"):
+        RunsAway(AttackSettings())(lambda z: z, x, torch.zeros(4, dtype=torch.long), torch.ones(4), range(3))
 
 
 @pytest.mark.parametrize("bad", [{"steps": 0}, {"rel_stepsize": 0.0}])
@@ -71,9 +72,9 @@ class Recorder(TargetedBIM):
         super().__init__(settings)
         self.seen: list[tuple[Tensor, Tensor]] = []
 
-    def run(self, logits_fn, x, target, epsilon, generator):
+    def run(self, logits_fn, x, target, epsilon, seeds):
         self.seen.append((x.clone(), target.clone()))
-        return super().run(logits_fn, x, target, epsilon, generator)
+        return super().run(logits_fn, x, target, epsilon, seeds)
 
 
 def test_engine_gives_each_image_one_target_at_every_timestep(tiny, images):
@@ -95,7 +96,7 @@ def per_timestep_loop(model, images, targets, eps, timesteps, settings):
         def logits_fn(z, t=t):
             return model(z, t)[t]
         x_adv = TargetedBIM(settings)(logits_fn, images, targets, torch.full((len(images),), eps),
-                                      torch.Generator())
+                                      range(len(images)))
         with torch.no_grad():
             hits.append(int((logits_fn(x_adv).argmax(1) == targets).sum()))
     return hits
@@ -121,16 +122,30 @@ def test_avg_readout_is_attacked_once_and_scored_at_every_timestep(tiny, images)
     assert outcome.successes.sum() > 0
 
 
-def test_random_start_stays_in_budget_and_is_seeded(tiny, images):
+def test_random_start_stays_in_budget_and_is_seeded_per_sample(tiny, images):
     attack = TargetedBIM(AttackSettings(steps=1, rel_stepsize=0.01, random_start=True))
     eps = torch.full((8,), 0.05)
     with evaluation_mode(tiny):
-        def run(seed):
-            return attack(lambda z: tiny(z, 1)[1], images, torch.zeros(8, dtype=torch.long), eps,
-                          torch.Generator().manual_seed(seed))
-        a, b, c = run(0), run(0), run(1)
+        def run(seeds, count=8):
+            return attack(lambda z: tiny(z, 1)[1], images[:count], torch.zeros(count, dtype=torch.long),
+                          eps[:count], seeds)
+        a, b, c = run(range(8)), run(range(8)), run(range(1, 9))
+        alone = run(range(3), count=3)
     assert torch.equal(a, b) and not torch.equal(a, c)
+    assert torch.allclose(a[:3], alone, atol=1e-6), "a sample's start must not depend on its batch"
     assert ((a - images).abs() <= 0.05 + 1e-7).all()
+
+
+def test_engine_random_starts_do_not_depend_on_batch_size(tiny, images):
+    settings = AttackSettings(steps=3, rel_stepsize=0.5, random_start=True)
+    targets = (torch.arange(8) + 1) % 5
+    with evaluation_mode(tiny):
+        counts = [attack_per_timestep(tiny, TargetedBIM(settings), images, targets, [0.2, 0.4], 2, "t", size,
+                                      torch.device("cpu"), 5, False).successes for size in (5, 48)]
+        other_seed = attack_per_timestep(tiny, TargetedBIM(settings), images, targets, [0.2, 0.4], 2, "t", 48,
+                                         torch.device("cpu"), 6, False).successes
+    assert torch.equal(counts[0], counts[1])
+    assert counts[0].sum() > 0 and other_seed.shape == counts[0].shape
 
 
 def test_bim_matches_foolbox_linf_basic_iterative_attack(default_model):

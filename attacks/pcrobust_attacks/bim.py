@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -18,13 +20,12 @@ class TargetedBIM(Attack):
     targeted = True
 
     def run(self, logits_fn: LogitsFn, x: Tensor, target: Tensor, epsilon: Tensor,
-            generator: torch.Generator) -> Tensor:
+            seeds: Sequence[int]) -> Tensor:
         eps = epsilon.view(-1, *([1] * (x.dim() - 1)))
         step = self.settings.rel_stepsize * eps
         x_adv = x
         if self.settings.random_start:
-            noise = torch.rand(x.shape, generator=generator, device=generator.device, dtype=x.dtype)
-            x_adv = project(x, x + (2 * noise.to(x.device) - 1) * eps, epsilon, self.norm)
+            x_adv = project(x, x + (2 * self.uniform(x, seeds) - 1) * eps, epsilon, self.norm)
         for _ in range(self.settings.steps):
             x_adv = x_adv.detach().requires_grad_(True)
             loss = F.cross_entropy(logits_fn(x_adv), target, reduction="sum")

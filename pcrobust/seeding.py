@@ -1,0 +1,21 @@
+"""Seeds derived from a run's seed and an item's identity, so random draws never depend on batching."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+def derived_seed(*keys: int) -> int:
+    """A 63-bit seed determined by ``keys`` (e.g. run seed, ε index, timestep, image index)."""
+    state = np.random.SeedSequence([int(k) for k in keys]).generate_state(2, dtype=np.uint64)
+    return int(state[0] >> np.uint64(1))
+
+
+def per_item_draws(shape: Sequence[int], seeds: Sequence[int], kind: str = "normal") -> Tensor:
+    """One draw of ``shape`` per seed, stacked: standard normal (``normal``) or uniform on [0, 1) (``uniform``)."""
+    sample = torch.randn if kind == "normal" else torch.rand
+    return torch.stack([sample(tuple(shape), generator=torch.Generator().manual_seed(int(s))) for s in seeds])
