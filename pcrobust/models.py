@@ -60,11 +60,16 @@ class TimestepModel(nn.Module, ABC):
     gradient_mode: str = "exact"
 
     @abstractmethod
-    def unroll(self, x: Tensor, timesteps: int, *, reconstructions: bool = False) -> TimestepOutput:
-        """Run ``timesteps`` recurrent updates after the feedforward pass."""
+    def unroll(self, x: Tensor, timesteps: int, *, reconstructions: bool = False,
+               errors: bool = True) -> TimestepOutput:
+        """Run ``timesteps`` recurrent updates after the feedforward pass.
+
+        ``errors=False`` says only logits (and requested reconstructions) are wanted, so a model may skip
+        work that serves nothing else."""
 
     def forward(self, x: Tensor, timesteps: int | None = None) -> Tensor:
-        return self.unroll(x, self.default_timesteps if timesteps is None else timesteps).logits
+        steps = self.default_timesteps if timesteps is None else timesteps
+        return self.unroll(x, steps, errors=False).logits
 
     def set_gradient_mode(self, mode: str) -> None:
         """Choose how gradients flow through non-standard steps (recorded in results)."""

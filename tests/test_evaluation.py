@@ -25,7 +25,8 @@ class ChangesItsMind(TimestepModel):
         super().__init__()
         self.scale = torch.nn.Parameter(torch.ones(()))
 
-    def unroll(self, x: Tensor, timesteps: int, *, reconstructions: bool = False) -> TimestepOutput:
+    def unroll(self, x: Tensor, timesteps: int, *, reconstructions: bool = False,
+               errors: bool = True) -> TimestepOutput:
         steps = torch.arange(timesteps + 1) % 10
         one_hot = torch.nn.functional.one_hot(steps, 10).float()
         return TimestepOutput(self.scale * one_hot[:, None, :].expand(-1, len(x), -1) + 0 * x.mean())

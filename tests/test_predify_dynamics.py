@@ -154,3 +154,11 @@ def test_top_pcoder_lambda_is_recorded_as_zero(tiny):
 def test_unknown_gradient_mode_rejected(tiny):
     with pytest.raises(ValueError, match="exact, detached"):
         tiny.set_gradient_mode("bpda")
+
+
+def test_skipping_the_extras_changes_no_logit(tiny, images):
+    with torch.no_grad():
+        full = tiny.unroll(images, 3)
+        lean = tiny.unroll(images, 3, errors=False)
+    assert torch.equal(full.logits, lean.logits) and torch.equal(full.logits, tiny(images, 3))
+    assert lean.reconstruction_errors is None and full.reconstruction_errors.shape == (4, 2, 8)

@@ -34,6 +34,7 @@ class _UnrollState:
 
     timesteps: int
     image: Tensor
+    predict_last: bool  # the last timestep's predictions feed only the extras (errors, reconstructions)
     t: int = 0
     visited: int = 0
     reps: list[Tensor | None] = field(default_factory=list)
@@ -65,12 +66,14 @@ class PredifyNet(TimestepModel):
         self.set_gradient_mode(gradient_mode)
         self._layers = [resolve_module(backbone, path) for path in layer_paths]
 
-    def unroll(self, x: Tensor, timesteps: int, *, reconstructions: bool = False) -> TimestepOutput:
+    def unroll(self, x: Tensor, timesteps: int, *, reconstructions: bool = False,
+               errors: bool = True) -> TimestepOutput:
         if timesteps < 0:
             raise ValueError(f"timesteps must be non-negative, got {timesteps}")
         image = self.normalization(x)
         n = len(self.pcoders)
-        state = _UnrollState(timesteps, image, reps=[None] * n, predictions=[None] * n, gradients=[None] * n)
+        state = _UnrollState(timesteps, image, errors or reconstructions, reps=[None] * n, predictions=[None] * n,
+                             gradients=[None] * n)
         handles = [layer.register_forward_hook(self._hook(i, state)) for i, layer in enumerate(self._layers)]
         logits: list[Tensor] = []
         recons: list[Tensor] = []
@@ -85,8 +88,8 @@ class PredifyNet(TimestepModel):
         finally:
             for handle in handles:
                 handle.remove()
-        errors = torch.stack(state.errors).view(timesteps + 1, n, -1)  # appended per timestep, bottom to top
-        return TimestepOutput(torch.stack(logits), errors, torch.stack(recons) if reconstructions else None)
+        per_layer = torch.stack(state.errors).view(timesteps + 1, n, -1) if errors else None  # appended t by t
+        return TimestepOutput(torch.stack(logits), per_layer, torch.stack(recons) if reconstructions else None)
 
     @property
     def pcoder_list(self) -> list[PCoder]:
@@ -106,10 +109,13 @@ class PredifyNet(TimestepModel):
             else:
                 feedback = None if top else state.predictions[index + 1]
                 rep = pcoder.update(output, feedback, state.reps[index], state.gradients[index])  # type: ignore[arg-type]
-            target = state.image if index == 0 else state.reps[index - 1]
-            result = pcoder.predict(rep, target, need_gradient=state.t < state.timesteps,  # type: ignore[arg-type]
-                                    exact=self.gradient_mode == "exact")
             state.reps[index] = rep
+            last = state.t == state.timesteps
+            if last and not state.predict_last:
+                return rep
+            target = state.image if index == 0 else state.reps[index - 1]
+            result = pcoder.predict(rep, target, need_gradient=not last,  # type: ignore[arg-type]
+                                    exact=self.gradient_mode == "exact")
             state.predictions[index] = result.prediction
             state.gradients[index] = result.error_gradient
             state.errors.append(result.error)
