@@ -18,10 +18,10 @@ import warnings
 import torch
 
 from pcrobust.attacks import AttackSettings
-from pcrobust.datasets import load_mnist_5k
 from pcrobust.engine import attack_per_timestep, predict
 from pcrobust.models import evaluation_mode
 from pcrobust_attacks.bim import TargetedBIM
+from pcrobust_datasets.mnist import load_mnist_5k
 from pcrobust_predify import mnist
 
 

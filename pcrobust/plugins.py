@@ -1,4 +1,8 @@
-"""The plugin host: finds plugins through the ``pcrobust`` entry-point group and collects their entries."""
+"""The plugin host: finds plugins through the ``pcrobust`` entry-point group and collects their entries.
+
+Every registration hook is called through pluggy once per plugin, restricted to that plugin's implementations
+and handed a :class:`~pcrobust.registry.Registrar` bound to its name, so each entry records who added it.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +15,20 @@ import pluggy
 
 from pcrobust import __version__, builtin, hookspecs
 from pcrobust.errors import PcrobustError, UnknownNameError, first_line
-from pcrobust.registry import AttackRegistry, DatasetRegistry, ModelEntry, ModelRegistry, Registry
+from pcrobust.registry import (
+    AttackRegistry,
+    DatasetRegistry,
+    ModelEntry,
+    ModelRegistry,
+    Registrar,
+    Registry,
+    SectionRegistry,
+)
 
 ENTRY_POINT_GROUP = "pcrobust"
 ALLOW_LIST_VARIABLE = "PCROBUST_PLUGINS"
 BUILTIN_NAME = "builtin"
+KINDS = ("datasets", "models", "attacks", "sections")  # the order in which registries are filled
 
 
 @dataclass(frozen=True)
@@ -27,15 +40,29 @@ class PluginInfo:
     version: str
 
 
+def hook_name(kind: str) -> str:
+    """The hook that fills the registry of ``kind`` (one of :data:`KINDS`)."""
+    return f"pcrobust_register_{kind}"
+
+
 @dataclass
 class Registries:
+    """One registry per kind of entry, filled by the hook of the same name."""
+
+    datasets: DatasetRegistry = field(default_factory=lambda: Registry("dataset"))
     models: ModelRegistry = field(default_factory=lambda: Registry("model"))
     attacks: AttackRegistry = field(default_factory=lambda: Registry("attack"))
-    datasets: DatasetRegistry = field(default_factory=lambda: Registry("dataset"))
+    sections: SectionRegistry = field(default_factory=lambda: Registry("section kind"))
+
+    def by_kind(self) -> dict[str, Registry[Any]]:
+        return {kind: getattr(self, kind) for kind in KINDS}
 
 
 def allow_list_from_environment() -> list[str] | None:
-    """Plugin names in ``PCROBUST_PLUGINS`` (comma-separated), or ``None`` when unset (load all)."""
+    """Plugin names in ``PCROBUST_PLUGINS`` (comma-separated), or ``None`` when unset (load all).
+
+    The allow-list restricts entry-point plugins to those it names; the core (``builtin``) always loads.
+    """
     raw = os.environ.get(ALLOW_LIST_VARIABLE)
     if raw is None:
         return None
@@ -75,8 +102,22 @@ class PluginHost:
             self.register(plugin, name, info)
 
     def register(self, plugin: object, name: str, info: PluginInfo | None = None) -> None:
-        """Register a plugin object by hand (tests, notebooks); entry points do this automatically."""
-        self.manager.register(plugin, name=name)
+        """Register a plugin object by hand (tests, notebooks); entry points do this automatically.
+
+        A hook implementation that no spec knows (a misspelt hook name) or whose arguments do not match its spec
+        is a one-line :class:`PcrobustError`.
+        """
+        try:
+            self.manager.register(plugin, name=name)
+        except pluggy.PluginValidationError as exc:
+            raise PcrobustError(f"plugin {name!r} cannot be registered: {' '.join(str(exc).split())}") from None
+        try:
+            self.manager.check_pending()
+        except pluggy.PluginValidationError as exc:
+            unknown = _unknown_hook(self.manager, exc.plugin)
+            self.manager.unregister(plugin)
+            known = ", ".join(hook_name(kind) for kind in KINDS)
+            raise PcrobustError(f"plugin {name!r} implements unknown hook {unknown!r}; known hooks: {known}") from None
         self.info[name] = info or PluginInfo(name, "", "")
         self._registries = None
 
@@ -88,17 +129,21 @@ class PluginHost:
 
     def _collect(self) -> Registries:
         registries = Registries()
-        hooks: list[tuple[str, Registry[Any]]] = [
-            ("pcrobust_register_datasets", registries.datasets),
-            ("pcrobust_register_models", registries.models),
-            ("pcrobust_register_attacks", registries.attacks),
-        ]
-        for hook_name, registry in hooks:
-            for impl in reversed(getattr(self.manager.hook, hook_name).get_hookimpls()):
-                registry.current_plugin = impl.plugin_name
-                impl.function(registry=registry)
-            registry.current_plugin = ""
+        for kind, registry in registries.by_kind().items():
+            for name in self.info:
+                self._call(hook_name(kind), name, Registrar(registry, name))
         return registries
+
+    def _call(self, hook: str, name: str, registrar: Registrar[Any]) -> None:
+        """Call ``hook`` of the plugin called ``name`` alone; a failure other than a user error names the plugin."""
+        mine = self.manager.get_plugin(name)
+        others = [plugin for plugin in self.manager.get_plugins() if plugin is not mine]
+        try:
+            self.manager.subset_hook_caller(hook, remove_plugins=others)(registry=registrar)
+        except PcrobustError:
+            raise
+        except Exception as exc:  # a broken plugin: name it, in one line
+            raise PcrobustError(f"plugin {name!r} failed in {hook}: {first_line(exc)}") from exc
 
     def plugin(self, name: str) -> PluginInfo:
         if name not in self.info:
@@ -121,8 +166,12 @@ class PluginHost:
 
     def registered_by(self, plugin: str) -> dict[str, list[str]]:
         """What ``plugin`` registered, by kind."""
-        regs = self.registries
-        return {
-            kind: sorted(e.name for e in registry if e.plugin == plugin)
-            for kind, registry in (("models", regs.models), ("attacks", regs.attacks), ("datasets", regs.datasets))
-        }
+        return {kind: sorted(e.name for e in registry if e.plugin == plugin)
+                for kind, registry in self.registries.by_kind().items()}
+
+
+def _unknown_hook(manager: pluggy.PluginManager, plugin: object) -> str:
+    """The name of a hook that ``plugin`` implements and no spec defines."""
+    callers = manager.get_hookcallers(plugin) or []
+    return next(caller.name for caller in callers if not caller.has_spec()
+                and any(impl.plugin is plugin and not impl.optionalhook for impl in caller.get_hookimpls()))

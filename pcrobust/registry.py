@@ -1,13 +1,13 @@
-"""Registries of named entries that plugins fill through their hooks."""
+"""Registries of named entries, and the registrars through which each plugin fills them."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, is_dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar, cast
 
-from pcrobust.errors import PcrobustError, UnknownNameError
+from pcrobust.errors import PcrobustError, UnknownNameError, first_line
 
 if TYPE_CHECKING:
     from pcrobust.attacks import Attack, AttackSettings
@@ -67,29 +67,35 @@ class DatasetEntry:
     plugin: str = ""
 
 
-class _Named(Protocol):
+class Entry(Protocol):
+    """What every registry entry offers: its name and the plugin that registered it."""
+
     @property
     def name(self) -> str: ...
 
+    @property
+    def plugin(self) -> str: ...
 
-E = TypeVar("E", bound=_Named)
+
+class SectionKind(Entry, Protocol):
+    """A kind of run section (clean, noise, an attack budget, ...); only its name and plugin are relied on yet."""
+
+
+E = TypeVar("E", bound=Entry)
 
 
 @dataclass
 class Registry(Generic[E]):
-    """Named entries of one kind; the plugin host stamps each with the plugin that added it."""
+    """Named entries of one kind, each carrying the plugin that added it."""
 
     kind: str
     entries: dict[str, E] = field(default_factory=dict)
-    current_plugin: str = ""
 
     def add(self, entry: E) -> None:
         """Register ``entry``; a second entry with the same name is an error."""
         if entry.name in self.entries:
-            owner = getattr(self.entries[entry.name], "plugin", "")
+            owner = self.entries[entry.name].plugin
             raise PcrobustError(f"{self.kind} {entry.name!r} is registered twice (first by plugin {owner!r})")
-        if self.current_plugin:
-            entry = replace(entry, plugin=self.current_plugin)  # type: ignore[type-var]
         self.entries[entry.name] = entry
 
     def get(self, name: str) -> E:
@@ -106,6 +112,44 @@ class Registry(Generic[E]):
         return iter(self.entries.values())
 
 
+@dataclass(frozen=True)
+class Registrar(Generic[E]):
+    """What a registration hook receives: adds entries to one registry on behalf of one plugin."""
+
+    registry: Registry[E]
+    plugin: str
+
+    def add(self, entry: E) -> None:
+        """Register ``entry`` as this plugin's (see :meth:`attributed`); duplicate names are an error."""
+        self.registry.add(self.attributed(entry))
+
+    def attributed(self, entry: E) -> E:
+        """``entry`` with its ``plugin`` field set to this plugin.
+
+        A dataclass entry is copied with ``dataclasses.replace(entry, plugin=...)``; any other entry must offer
+        ``with_plugin(name)`` returning the attributed entry.
+        """
+        where = f"{self.registry.kind} {entry.name!r} of plugin {self.plugin!r}"
+        if is_dataclass(entry) and not isinstance(entry, type):
+            try:
+                return cast(E, replace(entry, plugin=self.plugin))
+            except TypeError as exc:
+                raise PcrobustError(f"{where} cannot record its plugin: {first_line(exc)}") from None
+        with_plugin = getattr(entry, "with_plugin", None)
+        if not callable(with_plugin):
+            raise PcrobustError(f"{where} is neither a dataclass nor offers with_plugin(name)")
+        return cast(E, with_plugin(self.plugin))
+
+    def names(self) -> list[str]:
+        """Names of the entries this plugin has registered here so far."""
+        return sorted(e.name for e in self.registry if e.plugin == self.plugin)
+
+
 ModelRegistry = Registry[ModelEntry]
 AttackRegistry = Registry[AttackEntry]
 DatasetRegistry = Registry[DatasetEntry]
+SectionRegistry = Registry[SectionKind]
+ModelRegistrar = Registrar[ModelEntry]
+AttackRegistrar = Registrar[AttackEntry]
+DatasetRegistrar = Registrar[DatasetEntry]
+SectionRegistrar = Registrar[SectionKind]

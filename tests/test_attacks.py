@@ -150,7 +150,7 @@ def test_engine_random_starts_do_not_depend_on_batch_size(tiny, images):
 
 def test_bim_matches_foolbox_linf_basic_iterative_attack(default_model):
     fb = pytest.importorskip("foolbox")
-    from pcrobust.datasets import load_mnist_5k
+    from pcrobust_datasets.mnist import load_mnist_5k
 
     data = load_mnist_5k("test")
     x, y = data.images[::100][:10], data.labels[::100][:10]

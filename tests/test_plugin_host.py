@@ -1,13 +1,16 @@
-"""The plugin host: entry points, the allow-list, unknown names, duplicates, a third-party package."""
+"""The plugin host: entry points, the allow-list, misspelt hooks, unknown names, duplicates, a third-party package."""
 
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from pcrobust import hookimpl
 from pcrobust.errors import PcrobustError, UnknownNameError
 from pcrobust.plugins import PluginHost
 from pcrobust.registry import AttackEntry
@@ -25,24 +28,38 @@ def pcrobust_register_attacks(registry):
 
 
 @pytest.fixture
-def third_party(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], Path]]:
+    """Install a third-party distribution ``fakeplug`` whose entry point ``fake`` is the given module source."""
+
+    def make(source: str) -> Path:
+        (tmp_path / "fakeplug.py").write_text(source)
+        info = tmp_path / "fakeplug-1.2.3.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fakeplug\nVersion: 1.2.3\n")
+        (info / "entry_points.txt").write_text("[pcrobust]\nfake = fakeplug\n")
+        monkeypatch.syspath_prepend(str(tmp_path))
+        return tmp_path
+
+    yield make
+    sys.modules.pop("fakeplug", None)  # the next test installs its own source under the same name
+
+
+@pytest.fixture
+def third_party(install: Callable[[str], Path]) -> Path:
     """An installed third-party distribution ``fakeplug`` exposing one entry point."""
-    (tmp_path / "fakeplug.py").write_text(THIRD_PARTY)
-    info = tmp_path / "fakeplug-1.2.3.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fakeplug\nVersion: 1.2.3\n")
-    (info / "entry_points.txt").write_text("[pcrobust]\nfake = fakeplug\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    return tmp_path
+    return install(THIRD_PARTY)
 
 
 def test_first_party_plugins_come_from_entry_points():
     host = PluginHost()
-    assert {"predify", "attacks"} <= set(host.info)
+    assert {"predify", "attacks", "datasets"} <= set(host.info)
     assert host.info["predify"].distribution == "pcrobust"
     assert host.registered_by("predify")["models"] == ["custom", "mnist-pnet", "pefficientnetb0", "pvgg16"]
     assert host.registered_by("attacks")["attacks"] == ["bim"]
+    assert host.registered_by("datasets")["datasets"] == ["foolbox-imagenet", "mnist-5k"]
+    assert host.registered_by("builtin") == {"datasets": [], "models": [], "attacks": [], "sections": []}
     assert host.registries.models.get("mnist-pnet").plugin == "predify"
+    assert host.registries.datasets.get("mnist-5k").plugin == "datasets"
 
 
 def test_third_party_package_registers_like_first_party(third_party):
@@ -51,12 +68,25 @@ def test_third_party_package_registers_like_first_party(third_party):
     assert host.registries.attacks.get("fake-bim").plugin == "fake"
 
 
-def test_allow_list_loads_only_named_plugins(third_party, monkeypatch):
+def test_allow_list_loads_only_named_plugins_and_the_core(third_party, monkeypatch):
+    monkeypatch.setenv("PCROBUST_PLUGINS", "predify,datasets")
+    host = PluginHost.from_environment()
+    assert set(host.info) == {"builtin", "predify", "datasets"}
+    assert host.registries.attacks.names() == []
+    assert host.registries.datasets.names() == ["foolbox-imagenet", "mnist-5k"]
     monkeypatch.setenv("PCROBUST_PLUGINS", "predify")
     host = PluginHost.from_environment()
     assert set(host.info) == {"builtin", "predify"}
-    assert host.registries.attacks.names() == []
-    assert host.registries.datasets.names() == ["foolbox-imagenet", "mnist-5k"]  # the core always loads
+    assert host.registries.datasets.names() == []  # the datasets are a plugin like any other
+
+
+def test_a_misspelt_hook_of_an_installed_plugin_names_the_plugin_and_the_hook(install):
+    install("from pcrobust import hookimpl\n\n@hookimpl\ndef pcrobust_register_model(registry):\n    pass\n")
+    with pytest.raises(PcrobustError) as caught:
+        PluginHost()
+    message = str(caught.value)
+    assert message.startswith("plugin 'fake' implements unknown hook 'pcrobust_register_model'; known hooks: ")
+    assert "pcrobust_register_models" in message and "\n" not in message
 
 
 def test_unknown_allow_list_name_lists_what_exists(monkeypatch):
@@ -68,7 +98,7 @@ def test_unknown_allow_list_name_lists_what_exists(monkeypatch):
 
 def test_unknown_names_list_what_exists():
     host = PluginHost()
-    with pytest.raises(UnknownNameError, match="unknown plugin 'cnnf'; available: attacks, predify"):
+    with pytest.raises(UnknownNameError, match="unknown plugin 'cnnf'; available: attacks, datasets, predify"):
         host.model("cnnf", None)
     with pytest.raises(UnknownNameError, match="unknown model .pvgg.; available: custom, mnist-pnet, pefficientnetb0"):
         host.model("predify", "pvgg")
@@ -77,8 +107,6 @@ def test_unknown_names_list_what_exists():
 
 
 def test_duplicate_entries_are_rejected():
-    from pcrobust import hookimpl
-
     @hookimpl
     def pcrobust_register_attacks(registry):
         registry.add(AttackEntry(name="bim", description="again", build=TargetedBIM))
@@ -87,7 +115,7 @@ def test_duplicate_entries_are_rejected():
     twice.pcrobust_register_attacks = pcrobust_register_attacks
     host = PluginHost()
     host.register(twice, "twice")
-    with pytest.raises(PcrobustError, match="attack 'bim' is registered twice"):
+    with pytest.raises(PcrobustError, match="attack 'bim' is registered twice \\(first by plugin 'attacks'\\)"):
         host.registries.attacks.names()
 
 
@@ -99,11 +127,12 @@ def test_plugins_command_lists_names_versions_and_entries(cli, third_party):
     code, out, _ = cli("plugins", "--json")
     listing = {item["name"]: item for item in json.loads(out)}
     assert listing["attacks"]["attacks"] == ["bim"] and listing["fake"]["version"] == "1.2.3"
+    assert listing["datasets"]["datasets"] == ["foolbox-imagenet", "mnist-5k"] and listing["fake"]["sections"] == []
 
 
 def test_every_hook_has_a_docstring():
     from pcrobust import hookspecs
 
     hooks = [name for name in dir(hookspecs) if name.startswith("pcrobust_")]
-    assert len(hooks) == 3
+    assert len(hooks) == 4
     assert all(getattr(hookspecs, name).__doc__ for name in hooks)

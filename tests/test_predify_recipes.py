@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from pcrobust.datasets import load_foolbox_imagenet
 from pcrobust.errors import PcrobustError
+from pcrobust_datasets.imagenet import load_foolbox_imagenet
 from pcrobust_predify.config import build_predictor, default_predictor, load_config
 from pcrobust_predify.recipes import RECIPES, build_recipe, load_reference_feedback, reference_predictor_state
 from tests.conftest import make_tiny

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pcrobust.hookspecs import hookimpl
-from pcrobust.registry import AttackEntry, AttackRegistry
+from pcrobust.registry import AttackEntry, AttackRegistrar
 from pcrobust_attacks.bim import TargetedBIM
 
 
 @hookimpl
-def pcrobust_register_attacks(registry: AttackRegistry) -> None:
+def pcrobust_register_attacks(registry: AttackRegistrar) -> None:
     registry.add(AttackEntry(
         name="bim",
         description="targeted BIM, L∞ (sign-gradient steps of rel_stepsize·ε; random start optional)",

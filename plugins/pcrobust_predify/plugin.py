@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import partial
 
 from pcrobust.hookspecs import hookimpl
-from pcrobust.registry import ModelEntry, ModelRegistry
+from pcrobust.registry import ModelEntry, ModelRegistrar
 from pcrobust_predify import custom, mnist, recipes
 
 RECIPE_DESCRIPTIONS = {
@@ -15,7 +15,7 @@ RECIPE_DESCRIPTIONS = {
 
 
 @hookimpl
-def pcrobust_register_models(registry: ModelRegistry) -> None:
+def pcrobust_register_models(registry: ModelRegistrar) -> None:
     registry.add(ModelEntry(
         name=mnist.MODEL_NAME,
         description="3-pcoder Predify digit net (mnist-5k), shipped weights; options beta, lambda, alpha",

@@ -1,0 +1,1 @@
+"""pcrobust's first-party datasets: real labelled images that ship inside installed packages."""

