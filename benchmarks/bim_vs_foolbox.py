@@ -17,10 +17,10 @@ import warnings
 
 import torch
 
-from pcrobust.attacks import AttackSettings
+from pcrobust.attacks import GradientAttackOptions
 from pcrobust.engine import attack_per_timestep, predict
 from pcrobust.models import evaluation_mode
-from pcrobust_attacks.bim import TargetedBIM
+from pcrobust_attacks.bim import BIM
 from pcrobust_datasets.mnist import load_mnist_5k
 from pcrobust_predify import mnist
 
@@ -46,7 +46,7 @@ def foolbox_per_timestep(model, images, targets, epsilons, timesteps, settings) 
 def own_kernel_per_timestep(model, images, targets, epsilons, timesteps, settings) -> list[list[int]]:
     """Successes [ε][t] from pcrobust's BIM kernel, but still one attack per (ε, timestep)."""
     counts = [[0] * (timesteps + 1) for _ in epsilons]
-    bim = TargetedBIM(settings)
+    bim = BIM(settings, "linf")
     for t in range(timesteps + 1):
         def logits_at_t(z, t=t):
             return model(z, t)[t]
@@ -71,7 +71,7 @@ def main() -> None:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     device = torch.device(args.device)
     epsilons = [float(e) for e in args.epsilons.split(",")]
-    settings = AttackSettings(steps=10, rel_stepsize=0.2)
+    settings = GradientAttackOptions(steps=10, rel_stepsize=0.2)
     model = mnist.build(None, {}).to(device)
     data = load_mnist_5k("test")
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))
@@ -82,9 +82,9 @@ def main() -> None:
         targets = (labels + 1) % 10
 
         def engine() -> list[list[int]]:
-            out = attack_per_timestep(model, TargetedBIM(settings), images, targets, epsilons, args.timesteps, "t",
-                                      args.batch_size, device, 0, progress=False)
-            return out.successes.tolist()
+            out = attack_per_timestep(model, BIM(settings, "linf"), images, targets, epsilons, args.timesteps, "t",
+                                      args.batch_size, device, 0, keep.tolist(), progress=False)
+            return out.success.sum(2).tolist()
 
         contenders = {"foolbox, one attack per timestep": lambda: foolbox_per_timestep(
                           model, images, targets, epsilons, args.timesteps, settings),

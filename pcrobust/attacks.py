@@ -1,37 +1,47 @@
-"""The attack contract: ``__call__`` guarantees the ε-ball and [0, 1]; subclasses implement ``run``."""
+"""The attack contract: ``__call__`` guarantees the ε-ball and [0, 1]; subclasses implement ``run``.
+
+An attack declares its own typed options (a :class:`~pcrobust.schema.Schema`), the norms it supports and
+default ε grids per norm; each norm validates its own ε.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any, Literal, final
+from typing import Any, Literal, final, get_args
 
 import torch
+from pydantic import Field
 from torch import Tensor
 
+from pcrobust.schema import Schema
 from pcrobust.seeding import per_item_draws
 
 Norm = Literal["linf", "l2"]
+NORMS: tuple[Norm, ...] = get_args(Norm)
+NORM_SYMBOLS: dict[str, str] = {"linf": "L∞", "l2": "L2"}
 LogitsFn = Callable[[Tensor], Tensor]
 
 
-@dataclass(frozen=True)
-class AttackSettings:
+def epsilon_problem(norm: Norm, epsilon: float) -> str | None:
+    """Why ``epsilon`` is not a valid budget for ``norm`` (pixel units of images in [0, 1]), or ``None``."""
+    if norm == "linf" and not 0 < epsilon <= 1:
+        return f"linf epsilons must lie in (0, 1] (pixel units of images in [0, 1]), got {epsilon:g}"
+    if norm == "l2" and not epsilon > 0:
+        return f"l2 epsilons must be > 0, got {epsilon:g}"
+    return None
+
+
+class AttackOptions(Schema):
+    """Options an attack takes; subclasses add typed fields with defaults."""
+
+
+class GradientAttackOptions(AttackOptions):
     """Budget of an iterative gradient attack; the step is ``rel_stepsize × ε`` per iteration."""
 
-    steps: int = 10
-    rel_stepsize: float = 0.2
-    random_start: bool = False
-
-    def __post_init__(self) -> None:
-        if self.steps < 1:
-            raise ValueError(f"steps must be at least 1, got {self.steps}")
-        if not self.rel_stepsize > 0:
-            raise ValueError(f"rel_stepsize must be positive, got {self.rel_stepsize}")
-
-    def describe(self) -> dict[str, Any]:
-        return asdict(self)
+    steps: int = Field(10, ge=1, description="iterations")
+    rel_stepsize: float = Field(0.2, gt=0, description="step size as a fraction of ε (Foolbox's convention)")
+    random_start: bool = Field(False, description="start from a uniform draw in the ε-ball")
 
 
 def project(x: Tensor, x_adv: Tensor, epsilon: Tensor, norm: Norm) -> Tensor:
@@ -51,17 +61,18 @@ def project(x: Tensor, x_adv: Tensor, epsilon: Tensor, norm: Norm) -> Tensor:
 
 
 class Attack(ABC):
-    """A (targeted) attack on a differentiable per-sample readout ``logits_fn(x) -> [N, K]``."""
+    """An attack on a differentiable per-sample readout ``logits_fn(x) -> [N, K]``.
 
-    norm: Norm
-    targeted: bool = True
+    Targeted: ``labels`` are the targets and success is hitting them; untargeted: ``labels`` are the true
+    classes and success is leaving them."""
 
-    def __init__(self, settings: AttackSettings) -> None:
-        self.settings = settings
+    def __init__(self, options: AttackOptions, norm: Norm) -> None:
+        self.options = options
+        self.norm: Norm = norm
 
     @final
-    def __call__(self, logits_fn: LogitsFn, x: Tensor, target: Tensor, epsilon: Tensor,
-                 seeds: Sequence[int]) -> Tensor:
+    def __call__(self, logits_fn: LogitsFn, x: Tensor, labels: Tensor, epsilon: Tensor, seeds: Sequence[int],
+                 *, targeted: bool = True) -> Tensor:
         """Adversarial inputs inside the ε-ball and [0, 1], whatever ``run`` returned.
 
         ``seeds`` holds one seed per sample for any random draw (see :meth:`uniform`)."""
@@ -69,13 +80,13 @@ class Attack(ABC):
             raise ValueError("attack inputs must lie in [0, 1]")
         if len(seeds) != len(x):
             raise ValueError(f"need one seed per sample, got {len(seeds)} for {len(x)}")
-        x_adv = self.run(logits_fn, x, target, epsilon, seeds)
+        x_adv = self.run(logits_fn, x, labels, epsilon, seeds, targeted)
         return project(x, x_adv.detach(), epsilon, self.norm)
 
     @abstractmethod
-    def run(self, logits_fn: LogitsFn, x: Tensor, target: Tensor, epsilon: Tensor,
-            seeds: Sequence[int]) -> Tensor:
-        """Return candidate adversarials for ``x`` aimed at ``target`` with per-sample ``epsilon``."""
+    def run(self, logits_fn: LogitsFn, x: Tensor, labels: Tensor, epsilon: Tensor, seeds: Sequence[int],
+            targeted: bool) -> Tensor:
+        """Return candidate adversarials for ``x`` with per-sample ``epsilon``."""
 
     @staticmethod
     def uniform(x: Tensor, seeds: Sequence[int]) -> Tensor:
@@ -83,4 +94,4 @@ class Attack(ABC):
         return per_item_draws(x.shape[1:], seeds, "uniform").to(device=x.device, dtype=x.dtype)
 
     def describe(self) -> dict[str, Any]:
-        return {"norm": self.norm, "targeted": self.targeted, **self.settings.describe()}
+        return {"norm": self.norm, "options": self.options.model_dump()}

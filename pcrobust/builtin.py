@@ -1,4 +1,17 @@
-"""The core's own plugin, registered under the name ``builtin`` through the same hooks as any plugin.
+"""The core's own plugin, registered under the name ``builtin`` through the same hooks as any plugin:
+the built-in section kinds (the concrete datasets live in the first-party ``datasets`` plugin)."""
 
-It registers nothing yet; the concrete datasets live in the first-party ``datasets`` plugin.
-"""
+from __future__ import annotations
+
+from pcrobust.hookspecs import hookimpl
+from pcrobust.registry import SectionRegistrar
+
+
+@hookimpl
+def pcrobust_register_sections(registry: SectionRegistrar) -> None:
+    from pcrobust.kinds.attack import AttackSection
+    from pcrobust.kinds.clean import Clean
+    from pcrobust.kinds.noise import Noise
+
+    for kind in (Clean(), Noise(), AttackSection()):
+        registry.add(kind)

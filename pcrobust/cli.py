@@ -1,4 +1,4 @@
-"""The ``pcrobust`` command line: evaluate, report, check, plugins, train."""
+"""The ``pcrobust`` command line: evaluate, plan, merge, report, check, plugins, train."""
 
 from __future__ import annotations
 
@@ -6,35 +6,56 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from pcrobust.errors import PcrobustError
+from pcrobust.errors import PcrobustError, first_line
+from pcrobust.kinds.attack import AttackSectionOptions
+from pcrobust.plan import DataSpec, ModelSpec, RunSpec
+from pcrobust.shorthand import field_help
 
 if TYPE_CHECKING:
+    from pcrobust.plan import Plan
     from pcrobust.plugins import PluginHost
 
 EXIT_REGRESSION = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 
-def _number_list(value: str, name: str) -> tuple[float, ...]:
-    try:
-        numbers = tuple(float(v) for v in value.split(",") if v.strip())
-    except ValueError:
-        raise PcrobustError(f"--{name} takes comma-separated numbers, got {value!r}") from None
-    return numbers
+class UserError(click.ClickException):
+    """Bad input: one line on stderr, exit 2."""
+
+    exit_code = EXIT_USAGE
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"pcrobust: error: {self.format_message()}", err=True)
 
 
-def _options(pairs: Sequence[str]) -> dict[str, str]:
-    options = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise PcrobustError(f"options are KEY=VALUE, got {pair!r}")
-        options[key.strip()] = value.strip()
-    return options
+class Stopped(UserError):
+    """Ctrl-C: the run stopped between units; exit 130."""
+
+    exit_code = EXIT_INTERRUPTED
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"pcrobust: {self.format_message()}", err=True)
+
+
+class PcrobustGroup(click.Group):
+    """Turns the core's one-line errors and interruptions into click exceptions with their exit codes."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from pcrobust.run.execute import Interrupted
+
+        try:
+            return super().invoke(ctx)
+        except Interrupted as exc:
+            raise Stopped(str(exc)) from None
+        except KeyboardInterrupt:
+            raise Stopped("interrupted; finished units are stored; continue with --resume") from None
+        except (PcrobustError, OSError) as exc:
+            raise UserError(first_line(exc)) from None
 
 
 def _host() -> PluginHost:
@@ -44,90 +65,139 @@ def _host() -> PluginHost:
     return PluginHost.from_environment()
 
 
-@click.group()
+@click.group(cls=PcrobustGroup)
 @click.version_option(package_name="pcrobust")
 def cli() -> None:
     """Per-timestep robustness of recurrent, brain-inspired vision models."""
 
 
+def plan_options(command: Any) -> Any:
+    """The shorthand flags that build a plan (``evaluate`` and ``plan`` share them)."""
+    flags = [
+        click.option("--plugin", help=field_help(ModelSpec, "plugin")),
+        click.option("--model", help=field_help(ModelSpec, "name")),
+        click.option("--weights", type=click.Path(dir_okay=False), help=field_help(ModelSpec, "weights")),
+        click.option("-o", "--option", "model_options", multiple=True, help="model option KEY=VALUE (e.g. beta=0.8)"),
+        click.option("--gradient-mode", help=field_help(ModelSpec, "gradient_mode")),
+        click.option("--dataset", help=field_help(DataSpec, "dataset")),
+        click.option("--split", help=field_help(DataSpec, "split")),
+        click.option("--n-clean", type=int, help=field_help(DataSpec, "n")),
+        click.option("--seed", type=int, help="seed of the image order and of every random draw [default: 0]"),
+        click.option("--timesteps", type=int, help=field_help(RunSpec, "timesteps")),
+        click.option("--device", help=field_help(RunSpec, "device")),
+        click.option("--batch-size", type=int, help=field_help(RunSpec, "batch_size")),
+        click.option("--images-per-unit", type=int, help=field_help(RunSpec, "images_per_unit")),
+        click.option("--level", type=float, help=field_help(RunSpec, "level")),
+        click.option("--noise-sigmas", help="Gaussian σ, pixel units, comma-separated; '' for no noise section "
+                                            "[default: 0.1,0.2,0.3]"),
+        click.option("--attack", help="attack of the attack section, or 'none' [default: bim]"),
+        click.option("--epsilons", help=field_help(AttackSectionOptions, "epsilons", ", comma-separated")),
+        click.option("--norm", help=field_help(AttackSectionOptions, "norm")),
+        click.option("--criterion", help=field_help(AttackSectionOptions, "criterion")),
+        click.option("--n-attack", type=int, help=field_help(AttackSectionOptions, "n")),
+        click.option("--selection", help=field_help(AttackSectionOptions, "selection")),
+        click.option("--target-mode", help=field_help(AttackSectionOptions, "target_mode")),
+        click.option("--target-shift", type=int, help=field_help(AttackSectionOptions, "target_shift")),
+        click.option("--attack-readout", help=field_help(AttackSectionOptions, "readout")),
+        click.option("--steps", type=int, help="attack option steps (gradient attacks) [default: the attack's]"),
+        click.option("--rel-stepsize", type=float, help="attack option rel_stepsize [default: the attack's]"),
+        click.option("--random-start/--no-random-start", default=None,
+                     help="attack option random_start [default: the attack's]"),
+    ]
+    for flag in reversed(flags):
+        command = flag(command)
+    return command
+
+
+def _plan(host: PluginHost, plan_file: str | None, flags: dict[str, Any]) -> Plan:
+    from pcrobust.plan import parse_plan, read_plan_file
+    from pcrobust.shorthand import given_plan_flags, plan_from_flags
+
+    if plan_file:
+        conflicting = given_plan_flags(flags)
+        if conflicting:
+            raise PcrobustError(f"--plan cannot be combined with {conflicting[0]}: edit the plan instead")
+        return parse_plan(read_plan_file(Path(plan_file)), host.registries)
+    if not flags.get("plugin"):
+        raise PcrobustError("name a plugin (--plugin predify) or a plan (--plan FILE)")
+    return parse_plan(plan_from_flags(flags), host.registries)
+
+
 @cli.command()
-@click.option("--plugin", required=True, help="Model-family plugin, e.g. predify.")
-@click.option("--model", default=None, help="Model of the plugin (default: the plugin's default model).")
-@click.option("--weights", type=click.Path(dir_okay=False), default=None, help="Checkpoint instead of the shipped one.")
-@click.option("-o", "--option", "model_options", multiple=True, help="Model option KEY=VALUE (e.g. beta=0.8).")
-@click.option("--dataset", default=None, help="Dataset (default: the model's).")
-@click.option("--split", default="test", show_default=True)
-@click.option("--n-clean", type=int, default=None, help="Images for clean/noise accuracy (default: the split).")
-@click.option("--timesteps", type=int, default=None, help="Recurrent updates T (default: the model's).")
-@click.option("--attack", default="bim", show_default=True, help="Attack name, or 'none'.")
-@click.option("--epsilons", default="0.1,0.2,0.3", show_default=True, help="L∞ budgets, pixel units.")
-@click.option("--steps", type=int, default=10, show_default=True)
-@click.option("--rel-stepsize", type=float, default=0.2, show_default=True, help="Step size as a fraction of ε.")
-@click.option("--random-start/--no-random-start", default=False, show_default=True)
-@click.option("--n-attack", type=int, default=100, show_default=True,
-              help="Images to attack, chosen among those correct at every timestep.")
-@click.option("--target-mode", type=click.Choice(["shift", "random", "least-likely"]), default="shift",
-              show_default=True)
-@click.option("--target-shift", type=int, default=1, show_default=True, help="k in target = (y + k) mod K.")
-@click.option("--attack-readout", type=click.Choice(["t", "avg", "last"]), default="t", show_default=True)
-@click.option("--gradient-mode", default=None, help="exact (default) or detached, where the model offers it.")
-@click.option("--noise-sigmas", default="0.1,0.2,0.3", show_default=True, help="Gaussian σ, pixel units; '' for none.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--batch-size", type=int, default=500, show_default=True, help="Inputs per forward call.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--plan", "plan_file", type=click.Path(dir_okay=False), help="A TOML plan (see `pcrobust plan`).")
+@plan_options
 @click.option("--out", type=click.Path(file_okay=False), default="pcrobust-results", show_default=True)
+@click.option("--resume", is_flag=True, help="Continue an interrupted run in --out, skipping finished units.")
+@click.option("--shard", default=None, help="Run only shard i of n (i/n, 1-based); merge the folders after.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def evaluate(out: str, quiet: bool, model_options: tuple[str, ...], epsilons: str, noise_sigmas: str,
-             attack: str, **settings: Any) -> int:
+def evaluate(plan_file: str | None, out: str, resume: bool, shard: str | None, quiet: bool, **flags: Any) -> None:
     """Evaluate a model at every timestep; write results.json, results.csv and plots to --out."""
-    from pcrobust.config import EvaluationConfig
-    from pcrobust.evaluation import resolve, run
+    from pcrobust.evaluation import run
+    from pcrobust.run.execute import Shard
+    from pcrobust.run.store import RunFolder
+
+    host = _host()
+    plan = _plan(host, plan_file, flags)
+    part = Shard.parse(shard) if shard else None
+    folder = RunFolder(Path(out))
+    results = run(host, plan, folder, resume=resume, shard=part, progress=not quiet)
+    if results is None:
+        click.echo(f"shard {part} stored in {folder.path}; combine the shards with `pcrobust merge`")
+        return
+    _finish(results, folder)
+
+
+def _finish(results: dict[str, Any], folder: Any) -> None:
     from pcrobust.results import write_json, write_report
 
-    config = EvaluationConfig(
-        model_options=_options(model_options),
-        epsilons=_number_list(epsilons, "epsilons"),
-        noise_sigmas=_number_list(noise_sigmas, "noise-sigmas"),
-        attack=None if attack.lower() == "none" else attack,
-        progress=not quiet,
-        **settings,
-    )
-    out_dir = Path(out)
-    host = _host()
-    setup = resolve(host, config)
-    out_dir.mkdir(parents=True, exist_ok=True)  # fail before the work, not after it
-    results = run(host, setup, config)
-    path = write_json(results, out_dir / "results.json")
-    write_report(results, out_dir)
+    path = write_json(results, folder.path / "results.json")
+    written = [path, *write_report(results, folder.path)]
+    folder.set_outputs([p.name for p in written])
     _print_summary(results)
-    if config.attack and not results["attacks"]:
-        click.echo("no image was classified correctly at every timestep, so no attack was run", err=True)
     click.echo(f"results written to {path}")
-    return 0
 
 
 def _print_summary(results: dict[str, Any]) -> None:
     ts = results["timesteps"]
-    fmt = " ".join(f"{t:>6}" for t in ts)
-    click.echo(f"{'timestep':<28}{fmt}")
-    rows = [("clean accuracy", results["clean"]["accuracy"])]
-    rows += [(f"{a['attack']} ε={a['epsilon']:g} success", a["success_rate"]) for a in results["attacks"]]
-    rows += [(f"noise σ={n['sigma']:g} accuracy", n["accuracy"]) for n in results["noise"]]
-    for label, values in rows:
-        click.echo(f"{label:<28}" + " ".join(f"{v:>6.3f}" for v in values))
+    click.echo(f"{'timestep':<34}" + " ".join(f"{t:>6}" for t in ts))
+    for section in [*results["sections"], *results.get("worst_case", [])]:
+        if not section["series"]:
+            click.echo(f"{section['id']}: {section.get('note', 'no series')}", err=True)
+        for series in section["series"]:
+            label = f"{section['id']} {series['label']}" if series["label"] != section["id"] else series["label"]
+            click.echo(f"{label[:33]:<34}" + " ".join(f"{v:>6.3f}" for v in series["values"]))
+
+
+@cli.command("plan")
+@click.option("--plan", "plan_file", type=click.Path(dir_okay=False), help="Validate and print this plan file.")
+@plan_options
+def plan_command(plan_file: str | None, **flags: Any) -> None:
+    """Print, as TOML, the plan the flags imply (defaults filled in): edit it and run it with --plan."""
+    click.echo(_plan(_host(), plan_file, flags).to_toml(), nl=False)
+
+
+@cli.command()
+@click.argument("shards", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder of the merged run.")
+def merge(shards: tuple[str, ...], out: str) -> None:
+    """Merge shard folders of one plan into one run, as if a single process had run it."""
+    from pcrobust.run.merge import merge_shards
+
+    host = _host()
+    results, folder = merge_shards(host, [Path(s) for s in shards], Path(out))
+    _finish(results, folder)
 
 
 @cli.command()
 @click.argument("results_file", type=click.Path(dir_okay=False))
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Default: the results file's folder.")
-def report(results_file: str, out: str | None) -> int:
+def report(results_file: str, out: str | None) -> None:
     """Regenerate results.csv and the plots from a results.json."""
     from pcrobust.results import load_results, write_report
 
     results = load_results(Path(results_file))
     for path in write_report(results, Path(out) if out else Path(results_file).parent):
         click.echo(str(path))
-    return 0
 
 
 @cli.command()
@@ -135,39 +205,40 @@ def report(results_file: str, out: str | None) -> int:
 @click.option("--baseline", required=True, type=click.Path(dir_okay=False))
 @click.option("--tolerance", type=float, default=0.02, show_default=True,
               help="Largest allowed worsening of any metric (absolute, in rate units).")
-def check(results_file: str, baseline: str, tolerance: float) -> int:
+@click.option("--outside-interval", is_flag=True,
+              help="Flag a worsening only when the baseline also lies outside the result's confidence interval.")
+@click.pass_context
+def check(ctx: click.Context, results_file: str, baseline: str, tolerance: float, outside_interval: bool) -> None:
     """Exit 1 if any metric shared with the baseline got worse by more than the tolerance."""
     from pcrobust.check import metrics, regressions
     from pcrobust.results import load_results
 
     results, base = load_results(Path(results_file)), load_results(Path(baseline))
-    found = regressions(results, base, tolerance)
+    found = regressions(results, base, tolerance, outside_interval)
     shared = len(set(metrics(results)) & set(metrics(base)))
     if found:
         click.echo(f"{len(found)} of {shared} shared metrics regressed beyond tolerance {tolerance:g}:")
         for item in found:
             click.echo(f"  {item}")
-        return EXIT_REGRESSION
+        ctx.exit(EXIT_REGRESSION)
     click.echo(f"ok: {shared} shared metrics within tolerance {tolerance:g} of the baseline")
-    return 0
 
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def plugins(as_json: bool) -> int:
+def plugins(as_json: bool) -> None:
     """List installed plugins, their versions and what they register."""
     host = _host()
     listing = [{"name": info.name, "distribution": info.distribution, "version": info.version,
                 **host.registered_by(info.name)} for info in host.info.values()]
     if as_json:
         click.echo(json.dumps(listing, indent=2))
-        return 0
+        return
     for item in listing:
         click.echo(f"{item['name']} ({item['distribution']} {item['version']})")
-        for kind in ("models", "attacks", "datasets"):
-            if item[kind]:
-                click.echo(f"  {kind}: {', '.join(item[kind])}")
-    return 0
+        for kind, names in item.items():
+            if isinstance(names, list) and names:
+                click.echo(f"  {kind}: {', '.join(names)}")
 
 
 @cli.command()
@@ -176,35 +247,34 @@ def plugins(as_json: bool) -> int:
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Checkpoint file to write.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-o", "--option", "options", multiple=True, help="Training option KEY=VALUE.")
-def train(plugin: str, model: str | None, out: str, seed: int, options: tuple[str, ...]) -> int:
+def train(plugin: str, model: str | None, out: str, seed: int, options: tuple[str, ...]) -> None:
     """Train a model's weights as its plugin defines (reproduces shipped checkpoints)."""
-    import torch
-
+    from pcrobust.determinism import deterministic_algorithms
     from pcrobust.registry import TrainingRequest
+    from pcrobust.shorthand import key_values
 
     host = _host()
     entry = host.model(plugin, model)
     if entry.train is None:
         raise PcrobustError(f"model {entry.name!r} of plugin {plugin!r} has no training recipe")
-    torch.use_deterministic_algorithms(True)
-    path = entry.train(TrainingRequest(Path(out), seed, _options(options), host.registries.datasets))
+    with deterministic_algorithms():
+        path = entry.train(TrainingRequest(Path(out), seed, key_values(options), host.registries.datasets))
     click.echo(f"checkpoint written to {path}")
-    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; user errors print one line and exit 2, regressions exit 1."""
+    """Run the CLI; returns the exit status (user errors 2, regressions 1, Ctrl-C 130)."""
     try:
         code = cli.main(args=list(argv) if argv is not None else None, prog_name="pcrobust", standalone_mode=False)
-    except click.ClickException as exc:
+    except UserError as exc:
+        exc.show()
+        return exc.exit_code
+    except click.ClickException as exc:  # click's own usage errors, in one line too
         click.echo(f"pcrobust: error: {exc.format_message()}", err=True)
         return exc.exit_code
-    except click.Abort:
-        click.echo("aborted", err=True)
-        return EXIT_USAGE
-    except (PcrobustError, OSError) as exc:
-        click.echo(f"pcrobust: error: {exc}", err=True)
-        return EXIT_USAGE
+    except click.exceptions.Abort:
+        click.echo("pcrobust: aborted", err=True)
+        return EXIT_INTERRUPTED
     return code if isinstance(code, int) else 0
 
 

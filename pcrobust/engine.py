@@ -16,15 +16,26 @@ from tqdm import tqdm
 
 from pcrobust.attacks import Attack
 from pcrobust.models import Readout, TimestepModel, select_readout
-from pcrobust.seeding import derived_seed, per_item_draws
+from pcrobust.seeding import derived_seed, float_key, per_item_draws
 
 
 @dataclass(frozen=True)
 class AttackOutcome:
-    """Targeted successes per ε (rows) and timestep (columns) on ``n`` images."""
+    """Per image, ε and scored timestep: ``success`` (bool) and ``margin`` (float), both ``[E, T+1, N]``.
 
-    successes: Tensor
-    n: int
+    The margin is the logit of the target minus the largest other logit (targeted), or the logit of the
+    true class minus the largest other logit (untargeted): positive means the target was hit, or the image
+    is still right."""
+
+    success: Tensor
+    margin: Tensor
+
+
+def margins(logits: Tensor, labels: Tensor) -> Tensor:
+    """``logits[label] − max over the other classes`` per row of ``[N, K]`` logits."""
+    own = logits.gather(1, labels.view(-1, 1)).squeeze(1)
+    others = logits.scatter(1, labels.view(-1, 1), float("-inf")).amax(1)
+    return own - others
 
 
 def resolve_device(name: str) -> torch.device:
@@ -61,13 +72,16 @@ def _scored_logits(model: TimestepModel, horizon: int, readout: Readout, scored_
     return select_readout(model(x, horizon), readout, scored_t)
 
 
-def attack_per_timestep(model: TimestepModel, attack: Attack, images: Tensor, targets: Tensor,
+def attack_per_timestep(model: TimestepModel, attack: Attack, images: Tensor, labels: Tensor,
                         epsilons: Sequence[float], timesteps: int, readout: Readout, batch_size: int,
-                        device: torch.device, seed: int, progress: bool = True) -> AttackOutcome:
-    """Attack every image at every ε and timestep; count targeted successes per (ε, t).
+                        device: torch.device, seed: int, image_ids: Sequence[int], *, targeted: bool = True,
+                        progress: bool = True) -> AttackOutcome:
+    """Attack every image at every ε and timestep; per-image success and margin per (ε, t).
 
-    Each copy's random draws come from its own seed, derived from (seed, ε index, timestep, image index),
-    so results do not depend on ``batch_size`` or the device's chunking.
+    ``labels`` are the targets (targeted) or the true classes (untargeted). Each copy's random draws come
+    from its own seed, keyed by (seed, ε value, attacked timestep, ``image_ids`` — the images' dataset
+    indices), so no result depends on ``batch_size``, on the device's chunking, or on which other images
+    or budgets a run holds.
     Readout ``t`` makes one copy per (ε, t, image), each scored at the timestep it attacked;
     ``avg``/``last`` make one copy per (ε, image), attacked on that readout and scored at every t.
     Copies are ordered by timestep and a chunk unrolls only as far as its latest timestep. On the CPU,
@@ -79,24 +93,30 @@ def attack_per_timestep(model: TimestepModel, attack: Attack, images: Tensor, ta
     steps = range(timesteps + 1) if readout == "t" else [timesteps]
     grid = torch.tensor([(t, e, i) for t in steps for e in range(n_eps) for i in range(n)], dtype=torch.long)
     eps_values = torch.tensor(epsilons, dtype=images.dtype)
-    successes = torch.zeros(n_eps, timesteps + 1, dtype=torch.long)
+    eps_keys = [float_key(e) for e in epsilons]
+    success = torch.zeros(n_eps, timesteps + 1, n, dtype=torch.bool)
+    margin = torch.zeros(n_eps, timesteps + 1, n, dtype=torch.float64)
     chunks = grid.split(batch_size)
     if device.type == "cpu" and readout == "t":
         chunks = tuple(c for t in steps for c in grid[grid[:, 0] == t].split(batch_size))
-    for chunk in tqdm(chunks, desc=f"attack {type(attack).__name__}", disable=not progress):
+    for chunk in tqdm(chunks, desc=f"attack {type(attack).__name__}", disable=not progress, leave=False):
         t_idx, e_idx, i_idx = chunk.unbind(1)
-        x, target = images[i_idx].to(device), targets[i_idx].to(device)
+        x, label = images[i_idx].to(device), labels[i_idx].to(device)
         epsilon = eps_values[e_idx].to(device)
         logits_fn = partial(_scored_logits, model, int(t_idx.max()), readout, t_idx.to(device))
-        seeds = [derived_seed(seed, e, t, i) for t, e, i in chunk.tolist()]
+        seeds = [derived_seed(seed, eps_keys[e], t, int(image_ids[i])) for t, e, i in chunk.tolist()]
         with torch.enable_grad():
-            x_adv = attack(logits_fn, x, target, epsilon, seeds)
+            x_adv = attack(logits_fn, x, label, epsilon, seeds, targeted=targeted)
         with torch.no_grad():
             if readout == "t":
-                hit = (logits_fn(x_adv).argmax(1) == target).cpu().long()
-                successes.index_put_((e_idx, t_idx), hit, accumulate=True)
+                scored = logits_fn(x_adv)
+                hit = scored.argmax(1) == label
+                success[e_idx, t_idx, i_idx] = (hit if targeted else ~hit).cpu()
+                margin[e_idx, t_idx, i_idx] = margins(scored, label).double().cpu()
             else:
-                hits = (model(x_adv, timesteps).argmax(2) == target).cpu().long()  # [T+1, chunk]
+                logits = model(x_adv, timesteps)  # [T+1, chunk, K]
                 for t in range(timesteps + 1):
-                    successes[:, t].index_add_(0, e_idx, hits[t])
-    return AttackOutcome(successes, n)
+                    hit = logits[t].argmax(1) == label
+                    success[e_idx, t, i_idx] = (hit if targeted else ~hit).cpu()
+                    margin[e_idx, t, i_idx] = margins(logits[t], label).double().cpu()
+    return AttackOutcome(success, margin)

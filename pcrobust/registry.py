@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Generic, Protocol, TypeVar, cast
 from pcrobust.errors import PcrobustError, UnknownNameError, first_line
 
 if TYPE_CHECKING:
-    from pcrobust.attacks import Attack, AttackSettings
+    from pcrobust.attacks import Attack, AttackOptions, Norm
     from pcrobust.datasets import LabeledImages
     from pcrobust.models import TimestepModel
+    from pcrobust.sections import SectionKind
 
 Options = Mapping[str, str]
 
@@ -48,11 +49,21 @@ class ModelEntry:
 
 @dataclass(frozen=True)
 class AttackEntry:
-    """An attack a plugin offers: ``build(settings)`` returns an :class:`~pcrobust.attacks.Attack`."""
+    """An attack a plugin offers.
+
+    ``build(options, norm)`` returns an :class:`~pcrobust.attacks.Attack`; ``options`` is the attack's own
+    typed schema (defaults included); ``norms`` are the threat models it supports, the first being its
+    default; ``default_epsilons`` gives a grid per norm (pixel units of images in [0, 1]); ``criteria``
+    says whether it runs targeted, untargeted or both.
+    """
 
     name: str
     description: str
-    build: Callable[[AttackSettings], Attack]
+    build: Callable[[AttackOptions, Norm], Attack]
+    options: type[AttackOptions]
+    norms: tuple[Norm, ...]
+    default_epsilons: Mapping[Norm, tuple[float, ...]]
+    criteria: tuple[str, ...] = ("targeted", "untargeted")
     plugin: str = ""
 
 
@@ -75,10 +86,6 @@ class Entry(Protocol):
 
     @property
     def plugin(self) -> str: ...
-
-
-class SectionKind(Entry, Protocol):
-    """A kind of run section (clean, noise, an attack budget, ...); only its name and plugin are relied on yet."""
 
 
 E = TypeVar("E", bound=Entry)
@@ -148,8 +155,8 @@ class Registrar(Generic[E]):
 ModelRegistry = Registry[ModelEntry]
 AttackRegistry = Registry[AttackEntry]
 DatasetRegistry = Registry[DatasetEntry]
-SectionRegistry = Registry[SectionKind]
+SectionRegistry = Registry["SectionKind"]
 ModelRegistrar = Registrar[ModelEntry]
 AttackRegistrar = Registrar[AttackEntry]
 DatasetRegistrar = Registrar[DatasetEntry]
-SectionRegistrar = Registrar[SectionKind]
+SectionRegistrar = Registrar["SectionKind"]

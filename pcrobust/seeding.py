@@ -19,3 +19,8 @@ def per_item_draws(shape: Sequence[int], seeds: Sequence[int], kind: str = "norm
     """One draw of ``shape`` per seed, stacked: standard normal (``normal``) or uniform on [0, 1) (``uniform``)."""
     sample = torch.randn if kind == "normal" else torch.rand
     return torch.stack([sample(tuple(shape), generator=torch.Generator().manual_seed(int(s))) for s in seeds])
+
+
+def float_key(value: float) -> int:
+    """A stable integer identity for a parameter value (its IEEE-754 double bits), for use in seed keys."""
+    return int(np.array(float(value), dtype=np.float64).view(np.uint64))

@@ -2,27 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Sequence
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor
 
+from pcrobust.seeding import derived_seed
+
 TargetMode = Literal["shift", "random", "least-likely"]
-TARGET_MODES: tuple[TargetMode, ...] = ("shift", "random", "least-likely")
+TARGET_MODES: tuple[TargetMode, ...] = get_args(TargetMode)
+RANDOM_TARGET_STREAM = 7  # separates target draws from every other per-image stream of a run's seed
 
 
-def choose_targets(mode: TargetMode, labels: Tensor, num_classes: int, *, shift: int = 1, seed: int = 0,
-                   feedforward_logits: Tensor | None = None) -> Tensor:
-    """``shift``: (y + shift) mod K; ``random``: uniform over the other classes, seeded;
-    ``least-likely``: the class with the lowest feedforward (t = 0) clean logit."""
+def choose_targets(mode: TargetMode, labels: Tensor, num_classes: int, *, image_indices: Sequence[int],
+                   shift: int = 1, seed: int = 0, feedforward_logits: Tensor | None = None) -> Tensor:
+    """``shift``: (y + shift) mod K; ``random``: uniform over the other classes, drawn per image from a seed
+    keyed by (seed, image index in the dataset); ``least-likely``: the lowest feedforward (t = 0) clean logit."""
     if mode == "shift":
         if shift % num_classes == 0:
             raise ValueError(f"target shift {shift} maps every label onto itself with {num_classes} classes")
         return (labels + shift) % num_classes
     if mode == "random":
-        generator = torch.Generator().manual_seed(seed)
-        offset = torch.randint(1, num_classes, labels.shape, generator=generator)
-        return (labels + offset) % num_classes
+        offsets = [int(torch.randint(1, num_classes, (1,), generator=torch.Generator().manual_seed(
+            derived_seed(seed, RANDOM_TARGET_STREAM, index)))) for index in image_indices]
+        return (labels + torch.tensor(offsets, dtype=labels.dtype)) % num_classes
     if mode == "least-likely":
         if feedforward_logits is None:
             raise ValueError("least-likely targets need the feedforward logits")

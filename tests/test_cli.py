@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
 
-from pcrobust.config import EvaluationConfig
 from pcrobust.results import SCHEMA
 from tests.conftest import REPO
 
@@ -25,36 +25,45 @@ def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def _section(results: dict, section_id: str) -> dict:
+    return next(s for s in results["sections"] if s["id"] == section_id)
+
+
 def test_evaluate_writes_json_csv_and_plots(small_run: Path):
     results = json.loads((small_run / "results.json").read_text())
     assert results["schema"] == SCHEMA
     assert results["timesteps"] == [0, 1, 2]
-    assert results["clean"]["n"] == 120 and len(results["clean"]["accuracy"]) == 3
-    assert all(0.85 < a <= 1 for a in results["clean"]["accuracy"])
-    assert [a["epsilon"] for a in results["attacks"]] == [0.2, 0.3]
-    for attack in results["attacks"]:
-        assert attack["attack"] == "bim" and attack["norm"] == "linf" and attack["targeted"] is True
-        assert attack["attacked_readout"] == "t" and attack["scored_readout"] == "t"
-        assert attack["gradient_mode"] == "exact"
-        assert attack["n"] == 12 and len(attack["image_indices"]) == 12
-        assert attack["success_rate"] == [s / 12 for s in attack["successes"]]
-        assert attack["success_rate_change_from_t0"][0] == 0
-        assert (attack["steps"], attack["rel_stepsize"], attack["random_start"]) == (10, 0.2, False)
-    assert results["attacks"][1]["success_rate"][0] >= results["attacks"][0]["success_rate"][0]
-    assert results["noise"][0]["sigma"] == 0.2 and len(results["noise"][0]["accuracy"]) == 3
+    assert [s["id"] for s in results["sections"]] == ["clean", "noise", "attack bim"]
+    clean = _section(results, "clean")["series"][0]
+    assert clean["n"] == 120 and len(clean["values"]) == 3
+    assert all(0.85 < a <= 1 for a in clean["values"])
+    attack = _section(results, "attack bim")
+    assert [s["key"]["epsilon"] for s in attack["series"]] == [0.2, 0.3]
+    assert attack["attack"]["name"] == "bim" and attack["attack"]["norm"] == "linf" and attack["attack"]["targeted"]
+    assert attack["attack"]["plugin"] == "attacks" and attack["plugin"] == "builtin"
+    assert attack["attacked_readout"] == "t" and attack["scored_readout"] == "t"
+    assert attack["gradient_mode"] == "exact"
+    assert attack["n"] == 12 and len(attack["image_indices"]) == 12
+    assert attack["attack"]["options"] == {"steps": 10, "rel_stepsize": 0.2, "random_start": False}
+    for series in attack["series"]:
+        assert series["metric"] == "success_rate" and series["higher_is_better"] is False
+        assert series["values"] == [s / 12 for s in series["counts"]]
+        assert series["change_from_t0"][0] == 0
+    assert attack["series"][1]["values"][0] >= attack["series"][0]["values"][0]
+    noise = _section(results, "noise")["series"]
+    assert noise[0]["key"] == {"sigma": 0.2} and len(noise[0]["values"]) == 3
     provenance = results["provenance"]
     assert provenance["seed"] == 0 and provenance["gradient_mode"] == "exact" and provenance["device"] == "cpu"
-    assert set(provenance["plugins"]) >= {"predify", "attacks"} and provenance["torch"]
+    assert set(provenance["plugins"]) >= {"predify", "attacks", "datasets"} and provenance["torch"]
     assert re.fullmatch(r"[0-9a-f]{64}", provenance["weights"]["mnist_pnet.pt"])
-    assert provenance["config"]["epsilons"] == [0.2, 0.3]
+    assert results["plan"]["sections"][2]["epsilons"] == [0.2, 0.3]
     assert results["model"]["normalization"]["mean"] == pytest.approx([0.1307])
     assert [p["beta"] for p in results["model"]["pcoders"]] == [0.8, 0.8, 0.8]
-    for name in ("results.csv", "clean_accuracy.png", "bim_success_rate.png", "bim_success_rate_change.png",
-                 "noise_accuracy.png"):
+    for name in ("results.csv", "clean.png", "attack-bim.png", "noise.png", "plan.toml", "run.json"):
         assert (small_run / name).stat().st_size > 0, name
     rows = (small_run / "results.csv").read_text().splitlines()
-    assert rows[0] == "section,attack,epsilon,sigma,timestep,n,value"
-    assert len(rows) == 1 + 3 + 2 * 2 * 3 + 3
+    assert rows[0].startswith("section,kind,series,parameters,metric,timestep,n,count,value")
+    assert len(rows) == 1 + 3 + 3 + 2 * 3
 
 
 def test_runs_are_deterministic(small_run: Path, tmp_path: Path, cli):
@@ -62,32 +71,33 @@ def test_runs_are_deterministic(small_run: Path, tmp_path: Path, cli):
     assert code == 0
     first = json.loads((small_run / "results.json").read_text())
     again = json.loads((tmp_path / "results.json").read_text())
-    for key in ("clean", "attacks", "noise"):
-        assert first[key] == again[key], key
+    assert first["sections"] == again["sections"]
 
 
 def test_report_regenerates_csv_and_plots(small_run: Path, tmp_path: Path, cli):
     code, out, _ = cli("report", str(small_run / "results.json"), "--out", str(tmp_path))
     assert code == 0
     assert (tmp_path / "results.csv").read_text() == (small_run / "results.csv").read_text()
-    assert (tmp_path / "bim_success_rate.png").exists() and "noise_accuracy.png" in out
+    assert (tmp_path / "attack-bim.png").exists() and "noise.png" in out
 
 
 def test_check_exit_codes(small_run: Path, tmp_path: Path, cli):
     path = small_run / "results.json"
     assert cli("check", str(path), "--baseline", str(path))[0] == 0
     worse = json.loads(path.read_text())
-    worse["clean"]["accuracy"][1] -= 0.1
-    worse["attacks"][0]["success_rate"][2] += 0.05
+    worse["sections"][0]["series"][0]["values"][1] -= 0.1
+    worse["sections"][2]["series"][0]["values"][2] += 0.05
     worse_path = tmp_path / "worse.json"
     worse_path.write_text(json.dumps(worse))
     code, out, _ = cli("check", str(worse_path), "--baseline", str(path), "--tolerance", "0.01")
     assert code == 1
-    assert "clean accuracy t=1" in out and "bim linf ε=0.2 attacked=t scored=t success rate t=2" in out
+    assert "clean: clean accuracy t=1" in out
+    assert "attack bim (linf attacked=t scored=t): ε=0.2 success_rate t=2" in out
     assert cli("check", str(worse_path), "--baseline", str(path), "--tolerance", "0.2")[0] == 0
     assert cli("check", str(path), "--baseline", str(worse_path))[0] == 0  # better than the baseline is fine
     strings = json.loads(path.read_text())
-    strings["clean"]["accuracy"] = [str(v) for v in strings["clean"]["accuracy"]]
+    clean = strings["sections"][0]["series"][0]
+    clean["values"] = [str(v) for v in clean["values"]]
     (tmp_path / "strings.json").write_text(json.dumps(strings))
     for bad in (tmp_path / "strings.json", tmp_path / "missing.json"):
         code, _, err = cli("check", str(bad), "--baseline", str(path))
@@ -97,18 +107,23 @@ def test_check_exit_codes(small_run: Path, tmp_path: Path, cli):
 @pytest.mark.parametrize("args,message", [
     (("--plugin", "cnnf"), "unknown plugin 'cnnf'; available: attacks, datasets, predify"),
     (("--plugin", "predify", "--model", "pvgg"), "unknown model 'pvgg'"),
-    (("--plugin", "predify", "--attack", "pgd"), "unknown attack 'pgd'; available: bim"),
+    (("--plugin", "predify", "--attack", "pgd"), "section 3 (attack pgd): unknown attack 'pgd'; available: bim"),
     (("--plugin", "predify", "--epsilons", "0.1,abc"), "--epsilons takes comma-separated numbers"),
-    (("--plugin", "predify", "--epsilons", "2"), "epsilons must lie in (0, 1]"),
+    (("--plugin", "predify", "--epsilons", "2"), "section 3 (attack bim): linf epsilons must lie in (0, 1]"),
+    (("--plugin", "predify", "--epsilons", "-0.1"),
+     "section 3 (attack bim): epsilons[0]: input should be greater than 0"),
     (("--plugin", "predify", "-o", "beta=0.9", "-o", "lambda=0.2"), "β + λ"),
     (("--plugin", "predify", "-o", "beta"), "options are KEY=VALUE"),
     (("--plugin", "predify", "--weights", "nowhere.pt"), "checkpoint nowhere.pt does not exist"),
     (("--plugin", "predify", "--gradient-mode", "bpda"), "gradient mode 'bpda' not offered"),
-    (("--plugin", "predify", "--steps", "0"), "steps must be at least 1"),
+    (("--plugin", "predify", "--steps", "0"), "section 3 (attack bim): options: steps: input should be greater than"),
     (("--plugin", "predify", "--epsilons", ""), "an attack needs at least one epsilon"),
-    (("--plugin", "predify", "--seed", "-1"), "seed must be non-negative"),
+    (("--plugin", "predify", "--seed", "-1"), "data: seed: input should be greater than or equal to 0"),
+    (("--plugin", "predify", "--criterion", "untargeted", "--target-shift", "2"),
+     "section 3 (attack bim): target_shift applies to targeted attacks only"),
+    (("--plugin", "predify", "--device", "tpu"), "run: device: input should be 'auto', 'cpu' or 'cuda'"),
     (("--plugin", "predify", "--target-shift", "10", "--n-clean", "20", "--timesteps", "0", "--noise-sigmas", ""),
-     "target shift 10 maps every label onto itself"),
+     "section 2 (attack bim): target shift 10 maps every label onto itself"),
     (("--plugin", "predify", "--split", "val"), "unknown split 'val'"),
     (("--plugin", "predify", "--model", "custom"), "has no default dataset; name one with --dataset"),
 ])
@@ -134,20 +149,19 @@ def test_train_command_writes_a_checkpoint_that_evaluate_uses(cli, tmp_path: Pat
     code, _, _ = cli("evaluate", "--plugin", "predify", "--weights", str(ckpt), "--attack", "none",
                      "--n-clean", "50", "--timesteps", "1", "--quiet", "--out", str(tmp_path / "r"))
     results = json.loads((tmp_path / "r" / "results.json").read_text())
-    assert code == 0 and results["attacks"] == [] and "quick.pt" in results["provenance"]["weights"]
+    assert code == 0 and [s["id"] for s in results["sections"]] == ["clean", "noise"]
+    assert "quick.pt" in results["provenance"]["weights"]
     twin = tmp_path / "twin.pt"
     cli("train", "--plugin", "predify", "--out", str(twin), "-o", "backbone_epochs=1", "-o", "feedback_epochs=1")
     assert twin.read_bytes() == ckpt.read_bytes(), "training must reproduce a checkpoint byte for byte"
     assert cli("train", "--plugin", "predify", "--out", str(ckpt), "-o", "epochs=1")[0] == 2
 
 
-def test_shipped_baseline_matches_the_default_configuration():
+def test_shipped_baseline_holds_the_default_plan(cli):
     baseline = json.loads((REPO / "baselines" / "predify-mnist-pnet.json").read_text())
     assert baseline["schema"] == SCHEMA
-    defaults = EvaluationConfig(plugin="predify").to_dict()
-    recorded = dict(baseline["provenance"]["config"])
-    recorded["device"] = defaults["device"]
-    assert recorded == defaults
+    code, out, _ = cli("plan", "--plugin", "predify")
+    assert code == 0 and tomllib.loads(out) == baseline["plan"]
 
 
 def test_ci_script_runs_the_readme_commands():

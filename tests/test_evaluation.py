@@ -8,11 +8,12 @@ import torch
 from torch import Tensor
 
 from pcrobust import hookimpl
-from pcrobust.config import EvaluationConfig
-from pcrobust.evaluation import run_evaluation
+from pcrobust.evaluation import run
 from pcrobust.models import TimestepModel, TimestepOutput
+from pcrobust.plan import parse_plan
 from pcrobust.plugins import PluginHost
 from pcrobust.registry import ModelEntry
+from pcrobust.run.store import RunFolder
 
 
 class ChangesItsMind(TimestepModel):
@@ -45,10 +46,15 @@ def host_with_fickle_model() -> PluginHost:
     return host
 
 
-def test_a_run_without_attackable_images_keeps_its_other_results():
-    config = EvaluationConfig(plugin="fickle", n_clean=50, noise_sigmas=(0.1,), progress=False, device="cpu")
-    results = run_evaluation(host_with_fickle_model(), config)
-    assert results["attacks"] == []
-    assert results["clean"]["n"] == 50 and len(results["clean"]["accuracy"]) == 3
-    assert results["noise"][0]["correct"] == results["clean"]["correct"]  # the model ignores its input
+def test_a_run_without_attackable_images_keeps_its_other_results(tmp_path):
+    host = host_with_fickle_model()
+    plan = parse_plan({"model": {"plugin": "fickle"}, "data": {"n": 50}, "run": {"device": "cpu"},
+                       "sections": [{"kind": "clean"}, {"kind": "noise", "sigmas": [0.1]}, {"kind": "attack"}]},
+                      host.registries)
+    results = run(host, plan, RunFolder(tmp_path), progress=False)
+    assert results is not None
+    clean, noise, attack = results["sections"]
+    assert attack["series"] == [] and "no evaluated image met the selection rule" in attack["note"]
+    assert clean["series"][0]["n"] == 50 and len(clean["series"][0]["values"]) == 3
+    assert noise["series"][0]["counts"] == clean["series"][0]["counts"]  # the model ignores its input
     assert results["model"]["plugin"] == "fickle" and results["provenance"]["weights"] == {}

@@ -8,14 +8,16 @@ from types import ModuleType
 import pytest
 
 from pcrobust import hookimpl
+from pcrobust.attacks import GradientAttackOptions
 from pcrobust.errors import PcrobustError
 from pcrobust.plugins import KINDS, PluginHost
 from pcrobust.registry import AttackEntry, DatasetEntry
-from pcrobust_attacks.bim import TargetedBIM
+from pcrobust_attacks.bim import BIM
 
 
 def attack(name: str, plugin: str = "") -> AttackEntry:
-    return AttackEntry(name=name, description="test attack", build=TargetedBIM, plugin=plugin)
+    return AttackEntry(name=name, description="test attack", build=BIM, plugin=plugin,
+                       options=GradientAttackOptions, norms=("linf",), default_epsilons={"linf": (0.1,)})
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,7 @@ def test_every_entry_is_attributed_to_the_plugin_that_added_it():
 
         @hookimpl
         def pcrobust_register_sections(self, registry):
-            registry.add(Section("clean"))
+            registry.add(Section("my-clean"))
 
     class Second:
         @hookimpl
@@ -95,13 +97,13 @@ def test_every_entry_is_attributed_to_the_plugin_that_added_it():
 
         @hookimpl
         def pcrobust_register_sections(self, registry):
-            registry.add(ObjectSection("noise"))
+            registry.add(ObjectSection("my-noise"))
 
     host = host_with(first=First(), second=Second())
     attacks, sections = host.registries.attacks, host.registries.sections
     assert (attacks.get("one").plugin, attacks.get("two").plugin) == ("first", "second")
-    assert (sections.get("clean").plugin, sections.get("noise").plugin) == ("first", "second")
-    assert host.registered_by("second") == {"datasets": [], "models": [], "attacks": ["two"], "sections": ["noise"]}
+    assert (sections.get("my-clean").plugin, sections.get("my-noise").plugin) == ("first", "second")
+    assert host.registered_by("second") == {"datasets": [], "models": [], "attacks": ["two"], "sections": ["my-noise"]}
 
 
 def test_registries_are_filled_kind_by_kind_in_a_fixed_order():

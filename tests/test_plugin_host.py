@@ -11,19 +11,22 @@ from types import ModuleType
 import pytest
 
 from pcrobust import hookimpl
+from pcrobust.attacks import GradientAttackOptions
 from pcrobust.errors import PcrobustError, UnknownNameError
 from pcrobust.plugins import PluginHost
 from pcrobust.registry import AttackEntry
-from pcrobust_attacks.bim import TargetedBIM
+from pcrobust_attacks.bim import BIM
 
 THIRD_PARTY = '''
 from pcrobust import hookimpl
 from pcrobust.registry import AttackEntry
-from pcrobust_attacks.bim import TargetedBIM
+from pcrobust.attacks import GradientAttackOptions
+from pcrobust_attacks.bim import BIM
 
 @hookimpl
 def pcrobust_register_attacks(registry):
-    registry.add(AttackEntry(name="fake-bim", description="a third-party attack", build=TargetedBIM))
+    registry.add(AttackEntry(name="fake-bim", description="a third-party attack", build=BIM,
+                            options=GradientAttackOptions, norms=("linf",), default_epsilons={"linf": (0.1,)}))
 '''
 
 
@@ -57,7 +60,8 @@ def test_first_party_plugins_come_from_entry_points():
     assert host.registered_by("predify")["models"] == ["custom", "mnist-pnet", "pefficientnetb0", "pvgg16"]
     assert host.registered_by("attacks")["attacks"] == ["bim"]
     assert host.registered_by("datasets")["datasets"] == ["foolbox-imagenet", "mnist-5k"]
-    assert host.registered_by("builtin") == {"datasets": [], "models": [], "attacks": [], "sections": []}
+    assert host.registered_by("builtin") == {"datasets": [], "models": [], "attacks": [],
+                                             "sections": ["attack", "clean", "noise"]}
     assert host.registries.models.get("mnist-pnet").plugin == "predify"
     assert host.registries.datasets.get("mnist-5k").plugin == "datasets"
 
@@ -109,7 +113,8 @@ def test_unknown_names_list_what_exists():
 def test_duplicate_entries_are_rejected():
     @hookimpl
     def pcrobust_register_attacks(registry):
-        registry.add(AttackEntry(name="bim", description="again", build=TargetedBIM))
+        registry.add(AttackEntry(name="bim", description="again", build=BIM, options=GradientAttackOptions,
+                                norms=("linf",), default_epsilons={"linf": (0.1,)}))
 
     twice = ModuleType("twice")
     twice.pcrobust_register_attacks = pcrobust_register_attacks

@@ -38,7 +38,7 @@ def test_train_then_evaluate_a_custom_predified_backbone(cli, tmp_path: Path):
                        "--quiet", "--out", str(tmp_path / "r"))
     assert code == 0, err
     results = json.loads((tmp_path / "r" / "results.json").read_text())
-    assert results["timesteps"] == [0, 1, 2] and results["clean"]["accuracy"][0] > 0.9
+    assert results["timesteps"] == [0, 1, 2] and results["sections"][0]["series"][0]["values"][0] > 0.9
     assert [(p["module"], p["beta"], p["lambda"]) for p in results["model"]["pcoders"]] == [
         ("features[1]", 0.8, 0.1), ("features.4", 0.5, 0.0)]
     assert results["provenance"]["weights"].keys() == {"mine.pt"}

@@ -1,0 +1,1 @@
+"""The built-in section kinds (clean, noise, attack), registered through the same hook as a plugin's."""

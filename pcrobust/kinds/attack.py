@@ -1,0 +1,185 @@
+"""Section kind ``attack``: an attack's success per timestep over an ε grid, on images chosen by a rule.
+
+Targeted sections report the success rate (the scored readout's argmax is the target); untargeted ones
+the robust accuracy (the argmax is still the label). The attack's own options are typed by its entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from pcrobust.attacks import NORM_SYMBOLS, Norm, epsilon_problem
+from pcrobust.engine import attack_per_timestep
+from pcrobust.errors import PcrobustError
+from pcrobust.kinds.common import chunk_units
+from pcrobust.models import Readout
+from pcrobust.registry import AttackEntry
+from pcrobust.run.context import RunContext
+from pcrobust.schema import validated
+from pcrobust.sections import Section, SectionKind, SectionOptions, SectionResult, Series, Unit
+from pcrobust.targets import TargetMode, choose_targets
+
+if TYPE_CHECKING:
+    from pcrobust.plugins import Registries
+
+Criterion = Literal["targeted", "untargeted"]
+Selection = Literal["correct-at-every-timestep", "correct-at-t0", "all"]
+SELECTION_RULES: dict[str, str] = {
+    "correct-at-every-timestep": "the first n evaluated images classified correctly at every timestep 0..T",
+    "correct-at-t0": "the first n evaluated images classified correctly by the feedforward pass (t = 0)",
+    "all": "the first n evaluated images",
+}
+
+
+class AttackSectionOptions(SectionOptions):
+    attack: str = Field("bim", min_length=1, description="attack name")
+    norm: Norm | None = Field(None, description="threat model (default: the attack's first norm)")
+    epsilons: tuple[Annotated[float, Field(gt=0)], ...] | None = Field(
+        None, min_length=1, description="budgets in pixel units of images in [0, 1] (default: the attack's grid)")
+    criterion: Criterion = Field("targeted", description="targeted (success rate) or untargeted (robust accuracy)")
+    target_mode: TargetMode = Field("shift", description="shift, random or least-likely (targeted only)")
+    target_shift: int = Field(1, description="k in target = (y + k) mod K")
+    readout: Readout = Field("t", description="attacked readout: t (each timestep), avg or last")
+    gradient_mode: str | None = Field(None, description="gradient mode of the model (default: the plan's)")
+    n: int = Field(100, ge=1, description="images to attack")
+    selection: Selection = Field("correct-at-every-timestep", description="how the attacked images are chosen")
+    options: dict[str, Any] = Field(default_factory=dict, description="the attack's own options")
+
+
+def _options(section: Section) -> AttackSectionOptions:
+    assert isinstance(section.options, AttackSectionOptions)
+    return section.options
+
+
+class AttackSection(SectionKind):
+    name = "attack"
+    description = "an attack per timestep over an ε grid (targeted success rate or untargeted robust accuracy)"
+    options = AttackSectionOptions
+
+    def label(self, options: SectionOptions) -> str:
+        assert isinstance(options, AttackSectionOptions)
+        return f"attack {options.attack}"
+
+    def title(self, options: SectionOptions) -> str:
+        assert isinstance(options, AttackSectionOptions)
+        return f"{options.criterion} {options.attack} ({NORM_SYMBOLS[options.norm or 'linf']})"
+
+    def complete(self, options: SectionOptions, registries: Registries) -> SectionOptions:
+        assert isinstance(options, AttackSectionOptions)
+        entry = registries.attacks.get(options.attack)
+        norm = options.norm or entry.norms[0]
+        if norm not in entry.norms:
+            raise PcrobustError(f"norm {norm!r} is not offered by {entry.name}; choose from {', '.join(entry.norms)}")
+        epsilons = options.epsilons or entry.default_epsilons[norm]
+        for epsilon in epsilons:
+            problem = epsilon_problem(norm, epsilon)
+            if problem:
+                raise PcrobustError(problem)
+        if options.criterion not in entry.criteria:
+            raise PcrobustError(f"{entry.name} does not run {options.criterion}; it runs {', '.join(entry.criteria)}")
+        given = options.model_fields_set & {"target_mode", "target_shift"}
+        if options.criterion == "untargeted" and given:
+            raise PcrobustError(f"{sorted(given)[0]} applies to targeted attacks only")
+        attack_options = validated(entry.options, options.options, "options")
+        return options.model_copy(update={"norm": norm, "epsilons": tuple(epsilons),
+                                          "options": attack_options.model_dump(mode="json")})
+
+    def check(self, options: SectionOptions, context: RunContext) -> None:
+        assert isinstance(options, AttackSectionOptions)
+        if options.gradient_mode and options.gradient_mode not in context.model.gradient_modes:
+            raise PcrobustError(f"gradient mode {options.gradient_mode!r} not offered; choose from "
+                                f"{', '.join(context.model.gradient_modes)}")
+        classes = context.data.num_classes
+        if options.criterion == "targeted" and options.target_mode == "shift" and options.target_shift % classes == 0:
+            raise PcrobustError(f"target shift {options.target_shift} maps every label onto itself with "
+                                f"{classes} classes")
+
+    def _chosen(self, options: AttackSectionOptions, context: RunContext) -> list[int]:
+        chosen: list[int] = []
+        for number, chunk in enumerate(context.chunks()):
+            if len(chosen) >= options.n:
+                break
+            if options.selection == "all":
+                keep = torch.ones(len(chunk), dtype=torch.bool)
+            else:
+                right = context.clean_logits(number).argmax(2) == context.data.labels[chunk]
+                keep = right.all(0) if options.selection == "correct-at-every-timestep" else right[0]
+            chosen.extend(int(i) for i in chunk[keep].tolist())
+        return chosen[: options.n]
+
+    def units(self, section: Section, context: RunContext) -> list[Unit]:
+        chosen = torch.tensor(self._chosen(_options(section), context), dtype=torch.long)
+        return chunk_units(list(chosen.split(context.plan.run.images_per_unit)) if len(chosen) else [])
+
+    def _entry(self, context: RunContext, options: AttackSectionOptions) -> AttackEntry:
+        return context.registries.attacks.get(options.attack)
+
+    def run_unit(self, section: Section, unit: Unit, context: RunContext) -> dict[str, Any]:
+        options = _options(section)
+        entry = self._entry(context, options)
+        assert options.norm is not None and options.epsilons is not None
+        attack = entry.build(entry.options.model_validate(options.options), options.norm)
+        indices = list(unit.indices)
+        labels = context.data.labels[indices]
+        targeted = options.criterion == "targeted"
+        targets = None
+        if targeted:
+            feedforward = context.clean_logits_of(indices)[0] if options.target_mode == "least-likely" else None
+            targets = choose_targets(options.target_mode, labels, context.data.num_classes, image_indices=indices,
+                                     shift=options.target_shift, seed=context.seed, feedforward_logits=feedforward)
+        model = context.model
+        previous = model.gradient_mode
+        model.set_gradient_mode(options.gradient_mode or previous)
+        try:
+            outcome = attack_per_timestep(model, attack, context.data.images[indices],
+                                          targets if targets is not None else labels, options.epsilons,
+                                          context.timesteps, options.readout, context.batch_size, context.device,
+                                          context.seed, indices, targeted=targeted, progress=context.progress)
+            mode = model.gradient_mode
+        finally:
+            model.set_gradient_mode(previous)
+        return {"indices": indices, "labels": labels.tolist(),
+                "targets": targets.tolist() if targets is not None else None,
+                "success": outcome.success.permute(0, 2, 1).int().tolist(),
+                "margin": outcome.margin.permute(0, 2, 1).tolist(),
+                "attack": {"plugin": entry.plugin, **attack.describe()}, "gradient_mode": mode}
+
+    def assemble(self, section: Section, outcomes: Sequence[tuple[Unit, Mapping[str, Any]]],
+                 timesteps: int) -> SectionResult:
+        options = _options(section)
+        assert options.epsilons is not None
+        targeted = options.criterion == "targeted"
+        fields: dict[str, Any] = {
+            "criterion": options.criterion, "attacked_readout": options.readout, "scored_readout": "t",
+            "selection": SELECTION_RULES[options.selection], "n_requested": options.n,
+            "protocol": ("one target per image for all timesteps; success = argmax of the scored readout equals "
+                         "the target" if targeted else "success = argmax of the scored readout differs from "
+                         "the label; robust accuracy = 1 − success rate") + "; epsilons in pixel units of images "
+                        "in [0, 1]",
+        }
+        if targeted:
+            fields.update(target_mode=options.target_mode, target_shift=options.target_shift)
+        if not outcomes:
+            fields["note"] = f"no evaluated image met the selection rule ({SELECTION_RULES[options.selection]})"
+            return SectionResult(fields, [])
+        first = outcomes[0][1]
+        fields.update(attack={"name": options.attack, "targeted": targeted, **first["attack"]},
+                      gradient_mode=first["gradient_mode"])
+        indices = [i for _, outcome in outcomes for i in outcome["indices"]]
+        series = []
+        for row, epsilon in enumerate(options.epsilons):
+            success = np.asarray([r for _, outcome in outcomes for r in outcome["success"][row]], dtype=bool)
+            threat = {"norm": options.norm, "epsilon": epsilon, "criterion": options.criterion}
+            label = f"ε={epsilon:g}"
+            if targeted:
+                series.append(Series(label, {"epsilon": epsilon}, "success_rate", False, indices, success,
+                                     threat, success))
+            else:
+                series.append(Series(label, {"epsilon": epsilon}, "robust_accuracy", True, indices, ~success,
+                                     threat, success))
+        return SectionResult(fields, series)

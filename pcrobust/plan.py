@@ -1,0 +1,155 @@
+"""Plans: the model and data once, then a list of sections, each with its own typed options.
+
+A plan is read from TOML (``pcrobust evaluate --plan``), built from the CLI's shorthand flags, or shipped
+as a preset; all three go through :func:`parse_plan`, which validates every name, number and conflicting
+option before any work and names the section and key of the first problem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import tomli_w
+from pydantic import Field
+
+from pcrobust.errors import PcrobustError
+from pcrobust.schema import Schema, validated
+from pcrobust.sections import Section
+
+if TYPE_CHECKING:
+    from pcrobust.plugins import Registries
+
+Device = Literal["auto", "cpu", "cuda"]
+IntervalMethod = Literal["wilson", "clopper-pearson"]
+PLAN_KEYS = ("model", "data", "run", "sections")
+
+
+class ModelSpec(Schema):
+    plugin: str = Field(min_length=1, description="model-family plugin, e.g. predify")
+    name: str | None = Field(None, description="model of the plugin (default: the plugin's default model)")
+    weights: str | None = Field(None, description="checkpoint instead of the shipped one")
+    options: dict[str, str | int | float | bool] = Field(default_factory=dict,
+                                                        description="model options, e.g. beta = 0.8")
+    gradient_mode: str | None = Field(None, description="exact or detached, where the model offers it "
+                                                        "(default: the model's)")
+
+
+class DataSpec(Schema):
+    dataset: str | None = Field(None, description="dataset (default: the model's)")
+    split: str = Field("test", description="split of the dataset")
+    n: int | None = Field(None, ge=1, description="images evaluated (default: the whole split)")
+    seed: int = Field(0, ge=0, description="seed of the permutation that orders the split")
+
+
+class RunSpec(Schema):
+    timesteps: int | None = Field(None, ge=0, description="recurrent updates T (default: the model's)")
+    device: Device = Field("auto", description="auto, cpu or cuda")
+    batch_size: int = Field(500, ge=1, description="inputs per forward call")
+    images_per_unit: int = Field(500, ge=1, description="images per stored unit of work")
+    seed: int = Field(0, ge=0, description="seed of every random draw (noise, random starts, targets)")
+    level: float = Field(0.95, gt=0, lt=1, description="confidence level of intervals")
+    interval: IntervalMethod = Field("wilson", description="interval of binomial rates")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A validated plan; :meth:`to_dict` is its canonical form (defaults filled in)."""
+
+    model: ModelSpec
+    data: DataSpec
+    run: RunSpec
+    sections: tuple[Section, ...]
+
+    def model_options(self) -> dict[str, str]:
+        """Model options as the strings a model's ``build`` receives."""
+        return {key: str(value).lower() if isinstance(value, bool) else str(value)
+                for key, value in self.model.options.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.model_dump(mode="json", exclude_none=True),
+            "data": self.data.model_dump(mode="json", exclude_none=True),
+            "run": self.run.model_dump(mode="json", exclude_none=True),
+            "sections": [section.to_dict() for section in self.sections],
+        }
+
+    def digest(self) -> str:
+        """sha256 of the canonical plan: two plans with the same digest do the same work."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.to_dict())
+
+
+def _section_label(kind: Any, raw: Mapping[str, Any]) -> str:
+    try:
+        return str(kind.label(kind.options.model_construct(**raw)))
+    except Exception:  # a label built from unvalidated input is best effort only
+        return str(kind.name)
+
+
+def _section(number: int, raw: Any, registries: Registries) -> Section:
+    if not isinstance(raw, dict):
+        raise PcrobustError(f"section {number}: expected a table, got {type(raw).__name__}")
+    body = dict(raw)
+    kind_name = body.pop("kind", None)
+    if not isinstance(kind_name, str):
+        raise PcrobustError(f"section {number}: missing key 'kind'; available kinds: "
+                            f"{', '.join(registries.sections.names())}")
+    kind = registries.sections.get(kind_name)
+    where = f"section {number} ({_section_label(kind, body)})"
+    options = validated(kind.options, body, where)
+    try:
+        options = kind.complete(options, registries)
+    except PcrobustError as exc:
+        raise PcrobustError(f"{where}: {exc}") from None
+    return Section(number, options.name or kind.label(options), kind, options)
+
+
+def _unique_ids(sections: list[Section]) -> tuple[Section, ...]:
+    """Derived ids that repeat get ``#2``, ``#3``...; an explicit ``name`` that repeats is an error."""
+    seen: dict[str, int] = {}
+    unique = []
+    for section in sections:
+        count = seen.get(section.id, 0) + 1
+        seen[section.id] = count
+        if count > 1 and section.options.name:
+            raise PcrobustError(f"{section.where()}: name {section.id!r} is used by an earlier section")
+        unique.append(section if count == 1 else Section(section.number, f"{section.id} #{count}", section.kind,
+                                                         section.options))
+    return tuple(unique)
+
+
+def parse_plan(raw: Mapping[str, Any], registries: Registries) -> Plan:
+    """Validate a plan given as nested tables; raises a one-line :class:`PcrobustError` on the first problem."""
+    unknown = sorted(set(raw) - set(PLAN_KEYS))
+    if unknown:
+        raise PcrobustError(f"plan: unknown key {unknown[0]!r}; a plan holds {', '.join(PLAN_KEYS)}")
+    if "model" not in raw:
+        raise PcrobustError("plan: missing table 'model' (at least: plugin = \"...\")")
+    model = validated(ModelSpec, raw["model"], "model")
+    data = validated(DataSpec, raw.get("data", {}), "data")
+    run = validated(RunSpec, raw.get("run", {}), "run")
+    sections = raw.get("sections")
+    if not isinstance(sections, list) or not sections:
+        raise PcrobustError("plan: 'sections' must be a non-empty list of tables ([[sections]] in TOML)")
+    parsed = [_section(number, section, registries) for number, section in enumerate(sections, start=1)]
+    return Plan(model, data, run, _unique_ids(parsed))
+
+
+def read_plan_file(path: Path) -> dict[str, Any]:
+    """The tables of a TOML plan file; unreadable or malformed files are one-line errors."""
+    try:
+        return tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise PcrobustError(f"plan file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PcrobustError(f"cannot read plan file {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise PcrobustError(f"plan file {path} is not valid TOML: {exc}") from None

@@ -1,0 +1,1 @@
+"""Running a plan: its context, the stored units of an output folder, execution, merging, assembly."""

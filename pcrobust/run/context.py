@@ -1,0 +1,68 @@
+"""What a section's units see while they run: the model, the data, the plan's settings, shared caches."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from pcrobust.datasets import LabeledImages
+from pcrobust.engine import predict
+from pcrobust.models import TimestepModel
+from pcrobust.plan import Plan
+
+if TYPE_CHECKING:
+    from pcrobust.plugins import Registries
+
+
+@dataclass
+class RunContext:
+    """A resolved plan ready to run. ``evaluated`` holds the dataset indices of the evaluated images in
+    evaluation order; it is split into fixed chunks of ``images_per_unit``, and clean logits are computed
+    per chunk once (so a selection and the clean section see the same numbers)."""
+
+    plan: Plan
+    registries: Registries
+    model: TimestepModel
+    data: LabeledImages
+    device: torch.device
+    timesteps: int
+    evaluated: Tensor
+    progress: bool = True
+    _clean: dict[int, Tensor] = field(default_factory=dict, repr=False)
+
+    @property
+    def seed(self) -> int:
+        return self.plan.run.seed
+
+    @property
+    def batch_size(self) -> int:
+        return self.plan.run.batch_size
+
+    def chunks(self) -> list[Tensor]:
+        """The evaluated dataset indices in chunks of ``images_per_unit``."""
+        return list(self.evaluated.split(self.plan.run.images_per_unit))
+
+    def logits(self, images: Tensor, desc: str) -> Tensor:
+        """``[T+1, N, K]`` logits of ``images`` (CPU), batched by the plan's batch size."""
+        return predict(self.model, images, self.timesteps, self.batch_size, self.device, desc, False)
+
+    def clean_logits(self, chunk: int) -> Tensor:
+        """Clean logits of the evaluated chunk number ``chunk``, computed once."""
+        if chunk not in self._clean:
+            indices = self.chunks()[chunk]
+            self._clean[chunk] = self.logits(self.data.images[indices], f"clean chunk {chunk}")
+        return self._clean[chunk]
+
+    def clean_logits_of(self, indices: Sequence[int]) -> Tensor:
+        """Clean logits ``[T+1, n, K]`` of evaluated images given by dataset index (from their chunks)."""
+        size = self.plan.run.images_per_unit
+        position = {int(index): p for p, index in enumerate(self.evaluated.tolist())}
+        columns = []
+        for index in indices:
+            p = position[int(index)]
+            columns.append(self.clean_logits(p // size)[:, p % size])
+        return torch.stack(columns, dim=1)

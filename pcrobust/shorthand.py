@@ -1,0 +1,101 @@
+"""The CLI's shorthand flags, and the plan they imply.
+
+Flags carry no defaults of their own: a flag that is not given leaves its key out, and the plan's schema
+fills it in, so the CLI and plans share one source of truth. Help texts come from the same schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pydantic_core import PydanticUndefined
+
+from pcrobust.errors import PcrobustError
+from pcrobust.schema import Schema
+
+# flag name → (plan table, key)
+PLAN_FLAGS: dict[str, tuple[str, str]] = {
+    "plugin": ("model", "plugin"), "model": ("model", "name"), "weights": ("model", "weights"),
+    "gradient_mode": ("model", "gradient_mode"), "dataset": ("data", "dataset"), "split": ("data", "split"),
+    "n_clean": ("data", "n"), "timesteps": ("run", "timesteps"), "device": ("run", "device"),
+    "batch_size": ("run", "batch_size"), "images_per_unit": ("run", "images_per_unit"), "level": ("run", "level"),
+}
+# flag name → key of the attack section
+ATTACK_FLAGS: dict[str, str] = {
+    "epsilons": "epsilons", "n_attack": "n", "target_mode": "target_mode", "target_shift": "target_shift",
+    "attack_readout": "readout", "criterion": "criterion", "norm": "norm", "selection": "selection",
+}
+# flag name → key of the attack's own options
+ATTACK_OPTION_FLAGS: tuple[str, ...] = ("steps", "rel_stepsize", "random_start")
+DEFAULT_ATTACK = "bim"
+
+
+def field_help(schema: type[Schema], name: str, extra: str = "") -> str:
+    """A flag's help text: the schema field's description and its default."""
+    info = schema.model_fields[name]
+    default = info.default
+    shown = "" if default in (None, PydanticUndefined) else f" [default: {_shown(default)}]"
+    return f"{info.description or name}{extra}{shown}"
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def number_list(value: str, flag: str) -> list[float]:
+    try:
+        return [float(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise PcrobustError(f"--{flag} takes comma-separated numbers, got {value!r}") from None
+
+
+def key_values(pairs: Sequence[str]) -> dict[str, str]:
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise PcrobustError(f"options are KEY=VALUE, got {pair!r}")
+        options[key.strip()] = value.strip()
+    return options
+
+
+def plan_from_flags(flags: Mapping[str, Any]) -> dict[str, Any]:
+    """The plan the flags imply: clean, then noise (unless ``--noise-sigmas ''``), then the attack (unless
+    ``--attack none``); only the keys of flags that were given."""
+    plan: dict[str, dict[str, Any]] = {"model": {}, "data": {}, "run": {}}
+    for flag, (table, key) in PLAN_FLAGS.items():
+        if flags.get(flag) is not None:
+            plan[table][key] = flags[flag]
+    if flags.get("model_options"):
+        plan["model"]["options"] = key_values(flags["model_options"])
+    if flags.get("seed") is not None:
+        plan["data"]["seed"] = plan["run"]["seed"] = flags["seed"]
+    sections: list[dict[str, Any]] = [{"kind": "clean"}]
+    sigmas = flags.get("noise_sigmas")
+    if sigmas is None:
+        sections.append({"kind": "noise"})
+    elif number_list(sigmas, "noise-sigmas"):
+        sections.append({"kind": "noise", "sigmas": number_list(sigmas, "noise-sigmas")})
+    attack = flags.get("attack") or DEFAULT_ATTACK
+    if attack.lower() != "none":
+        section: dict[str, Any] = {"kind": "attack", "attack": attack}
+        for flag, key in ATTACK_FLAGS.items():
+            if flags.get(flag) is not None:
+                section[key] = number_list(flags[flag], "epsilons") if flag == "epsilons" else flags[flag]
+        if section.get("epsilons") == []:
+            raise PcrobustError("an attack needs at least one epsilon (or --attack none)")
+        options = {flag: flags[flag] for flag in ATTACK_OPTION_FLAGS if flags.get(flag) is not None}
+        if options:
+            section["options"] = options
+        sections.append(section)
+    return {**{table: keys for table, keys in plan.items() if keys}, "sections": sections}
+
+
+def given_plan_flags(flags: Mapping[str, Any]) -> list[str]:
+    """The plan-building flags that were given (they conflict with ``--plan``/``--preset``)."""
+    names = [*PLAN_FLAGS, *ATTACK_FLAGS, *ATTACK_OPTION_FLAGS, "seed", "noise_sigmas", "attack"]
+    given = [f"--{name.replace('_', '-')}" for name in names if flags.get(name) is not None]
+    return given + (["--option"] if flags.get("model_options") else [])
