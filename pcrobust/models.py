@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -29,21 +29,44 @@ class TimestepOutput:
 
 
 class Normalization(nn.Module):
-    """Per-channel ``(x - mean) / std`` applied inside a model, recorded in results."""
+    """Per-channel ``(x - mean) / std`` applied inside a model, recorded in results.
+
+    The constants are kept as the Python floats given. Whenever the module's tensors are converted
+    (``.double()``, ``.to(...)``, ``.cuda()``, ``.half()``, ...), the buffers are refilled from those
+    exact values in the new dtype, so a float64 model normalises with float64 constants rather than
+    float32-rounded ones, and a float32 model stays float32.
+    """
 
     mean: Tensor
     std: Tensor
 
-    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
-        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+        self.mean_values = tuple(float(v) for v in mean)
+        self.std_values = tuple(float(v) for v in std)
+        self.register_buffer("mean", torch.tensor(self.mean_values).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(self.std_values).view(1, -1, 1, 1), persistent=False)
+
+    def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> Normalization:
+        super()._apply(fn, recurse)
+        with torch.no_grad():
+            for name, values in (("mean", self.mean_values), ("std", self.std_values)):
+                buffer = getattr(self, name)
+                if buffer.is_floating_point() or buffer.is_complex():
+                    # Round once, from the exact values, on the CPU; then fill a fresh tensor like the
+                    # converted one (its device, dtype and memory format), never writing into a tensor
+                    # the conversion may have returned unchanged.
+                    exact = torch.tensor(values, dtype=torch.float64).to(buffer.dtype).reshape(buffer.shape)
+                    fresh = torch.empty_like(buffer)
+                    fresh.copy_(exact)
+                    self._buffers[name] = fresh
+        return self
 
     def forward(self, x: Tensor) -> Tensor:
         return (x - self.mean) / self.std
 
     def describe(self) -> dict[str, Any]:
-        return {"mean": self.mean.flatten().tolist(), "std": self.std.flatten().tolist(), "input_range": [0, 1]}
+        return {"mean": list(self.mean_values), "std": list(self.std_values), "input_range": [0, 1]}
 
 
 class TimestepModel(nn.Module, ABC):
