@@ -1,34 +1,328 @@
-"""PNG plots derived from a results document, one per section."""
+"""PNG plots of a ``pcrobust.results/2`` document, one per section and worst-case entry.
+
+Each plot is drawn on its own :class:`matplotlib.figure.Figure` with the Agg canvas: no pyplot, no backend
+switch, nothing process-wide. Rates sit on a fixed [0, 1] axis, so plots of different runs compare by eye; the
+change-from-t=0 plot shows the detail, with the paired confidence interval as a band on a symmetric axis.
+"""
 
 from __future__ import annotations
 
+import io
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
-from pcrobust.results import all_sections
-from pcrobust.run.store import slug
+from pcrobust.errors import PcrobustError
+from pcrobust.names import slug
+
+COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+           "#17becf")
+NORMS = {"linf": "L∞", "l2": "L2", "l1": "L1", "l0": "L0"}
+FIGSIZE = (6.4, 4.4)
+DPI = 120
+_MAX_TICKS = 16
+
+
+def norm_label(norm: str | None) -> str:
+    """``"linf"`` → ``"L∞"``; unknown norms are shown as given."""
+    if not norm:
+        return ""
+    return NORMS.get(norm.lower(), norm)
+
+
+def _trim(number: float, digits: int) -> str:
+    text = f"{number:.{digits}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def epsilon_label(epsilon: float, norm: str | None) -> str:
+    """``ε`` in pixel units of [0, 1] images, and for L∞ also as k/255: ``"ε=0.1 (25.5/255)"``."""
+    text = f"ε={epsilon:.4g}"
+    if norm and norm.lower() == "linf":
+        text += f" ({_trim(epsilon * 255, 2)}/255)"
+    return text
+
+
+def entries(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The plotted entries of a document: its ``sections``, then its ``worst_case`` entries."""
+    return [*results.get("sections", []), *results.get("worst_case", [])]
+
+
+def entry_slugs(results: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
+    """Every entry with a unique file stem derived from its ``id`` (``worst-case-N`` when it has none)."""
+    seen: set[str] = set()
+    named = []
+    for index, entry in enumerate(entries(results)):
+        base = slug(str(entry.get("id") or f"{entry.get('kind', 'section')} {index}"))
+        stem, extra = base, 2
+        while stem in seen:
+            stem, extra = f"{base}-{extra}", extra + 1
+        seen.add(stem)
+        named.append((entry, stem))
+    return named
+
+
+def _is_attack(entry: dict[str, Any]) -> bool:
+    return entry.get("kind") in ("attack", "worst-case") or isinstance(entry.get("attack"), dict)
+
+
+def entry_norm(entry: dict[str, Any]) -> str | None:
+    attack = entry.get("attack")
+    norm = attack.get("norm") if isinstance(attack, dict) else None
+    norm = norm or entry.get("norm")
+    return str(norm) if norm else None
+
+
+def series_label(entry: dict[str, Any], series: dict[str, Any]) -> str:
+    """The legend text of a series; for attacks the threat model: ``"L∞ ε=0.1 (25.5/255)"``."""
+    label = str(series.get("label", ""))
+    if not _is_attack(entry):
+        return label
+    epsilon = as_dict(series.get("key")).get("epsilon", entry.get("epsilon"))
+    if not isinstance(epsilon, (int, float)) or isinstance(epsilon, bool):
+        return label
+    norm = entry_norm(entry)
+    return f"{norm_label(norm)} {epsilon_label(float(epsilon), norm)}".strip()
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """``value`` when it is a dict, else an empty one (documents from disk may hold anything)."""
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: Any) -> list[Any]:
+    """``value`` when it is a list, else an empty one."""
+    return value if isinstance(value, list) else []
+
+
+def _numbers(values: Any, width: int) -> list[float] | None:
+    if isinstance(values, list) and len(values) == width and all(_is_number(v) for v in values):
+        return [float(v) for v in values]
+    return None
+
+
+def _band(interval: Any, width: int) -> tuple[list[float], list[float]] | None:
+    if not isinstance(interval, dict):
+        return None
+    low, high = _numbers(interval.get("low"), width), _numbers(interval.get("high"), width)
+    return (low, high) if low is not None and high is not None else None
+
+
+def _n_text(entry: dict[str, Any]) -> str:
+    ns = sorted({int(s["n"]) for s in entry.get("series", []) if _is_number(s.get("n"))})
+    if not ns:
+        return "n not recorded"
+    return f"n={ns[0]}" if len(ns) == 1 else f"n={ns[0]}–{ns[-1]}"
+
+
+def _metric_text(entry: dict[str, Any]) -> str:
+    names = []
+    for item in entry.get("series", []):
+        name = str(item.get("metric", "value")).replace("_", " ")
+        if name == "success rate" and _is_attack(entry):
+            name = "attack success rate"
+        if name not in names:
+            names.append(name)
+    return " / ".join(names) or "value"
+
+
+def _direction_text(entry: dict[str, Any]) -> str:
+    flags = {item.get("higher_is_better") for item in entry.get("series", [])}
+    if flags == {True}:
+        return "higher is more robust"
+    if flags == {False}:
+        return "lower is more robust"
+    return ""
+
+
+def _title(entry: dict[str, Any], model: str | None, suffix: str = "") -> str:
+    title = str(entry.get("title") or entry.get("id") or "section")
+    head = f"{model}: {title}" if model else title
+    details = [_n_text(entry)]
+    if entry.get("kind") == "attack":
+        readouts = [f"{what} {entry[key]}" for what, key in (("attacked", "attacked_readout"),
+                                                               ("scored", "scored_readout")) if entry.get(key)]
+        details.extend(readouts)
+    return f"{head}{suffix}\n({', '.join(details)})"
+
+
+INTERVAL_NAMES = {"wilson": "Wilson", "clopper-pearson": "Clopper–Pearson"}
+
+
+def interval_name(results: dict[str, Any]) -> str:
+    """The interval method of ``statistics.interval`` for display (``"Wilson"``), or ``""``."""
+    method = (results.get("statistics") or {}).get("interval")
+    if not isinstance(method, str) or not method:
+        return ""
+    return INTERVAL_NAMES.get(method, method)
+
+
+def level_of(results: dict[str, Any]) -> float:
+    """``statistics.level`` when it is usable, else 0.95."""
+    level = (results.get("statistics") or {}).get("level", 0.95)
+    return float(level) if _is_number(level) and 0 < level < 1 else 0.95
+
+
+def _new_figure() -> Figure:
+    fig = Figure(figsize=FIGSIZE, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _timestep_axis(ax: Any, timesteps: Sequence[int]) -> None:
+    ax.set_xlabel("timestep t (0 = feedforward pass)")
+    if len(timesteps) <= _MAX_TICKS:
+        ax.set_xticks(list(timesteps))
+    if len(timesteps) == 1:
+        ax.set_xlim(timesteps[0] - 0.5, timesteps[0] + 0.5)
+    else:
+        ax.set_xlim(timesteps[0] - 0.2, timesteps[-1] + 0.2)
+    ax.grid(alpha=0.3, linewidth=0.6)
+
+
+def _no_data(ax: Any, text: str) -> None:
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color="#666666")
+
+
+def values_figure(entry: dict[str, Any], timesteps: Sequence[int], model: str | None = None,
+                  level: float = 0.95, method_name: str = "") -> Figure:
+    """Every series of ``entry`` as a curve of ``values`` on a fixed [0, 1] axis, ``interval`` as a band."""
+    fig = _new_figure()
+    ax = fig.add_subplot()
+    width = len(timesteps)
+    drawn, banded = 0, False
+    for index, item in enumerate(entry.get("series", [])):
+        values = _numbers(item.get("values"), width)
+        if values is None or item.get("n") == 0:
+            continue
+        colour = COLOURS[index % len(COLOURS)]
+        band = _band(item.get("interval"), width)
+        if band is not None:
+            # a lone timestep gets a narrow box, since a band over one x has no area
+            xs = list(timesteps) if width > 1 else [timesteps[0] - 0.12, timesteps[0] + 0.12]
+            lows, highs = (band[0], band[1]) if width > 1 else (band[0] * 2, band[1] * 2)
+            ax.fill_between(xs, lows, highs, color=colour, alpha=0.18, linewidth=0)
+            banded = True
+        ax.plot(timesteps, values, marker="o", markersize=4, color=colour, label=series_label(entry, item))
+        drawn += 1
+    ax.set_ylim(0, 1)
+    direction = _direction_text(entry)
+    ax.set_ylabel(_metric_text(entry) + (f" ({direction})" if direction else ""), fontsize=9)
+    ax.set_title(_title(entry, model), fontsize=10)
+    _timestep_axis(ax, timesteps)
+    if drawn == 0:
+        _no_data(ax, "no images scored")
+    else:
+        handles, labels = ax.get_legend_handles_labels()
+        if banded:
+            handles.append(Patch(color="#000000", alpha=0.18, linewidth=0))
+            labels.append(f"shaded: {level:.0%} {method_name} interval".replace("  ", " "))
+        ax.legend(handles, labels, fontsize="small", framealpha=0.9, loc="best")
+    return fig
+
+
+def _has_change_interval(item: dict[str, Any], width: int) -> bool:
+    vs_t0 = item.get("vs_t0")
+    return isinstance(vs_t0, dict) and _band(vs_t0.get("change_interval"), width) is not None
+
+
+def change_figure(entry: dict[str, Any], timesteps: Sequence[int], model: str | None = None,
+                  level: float = 0.95) -> Figure | None:
+    """``values[t] - values[0]`` of every series with ``vs_t0.change_interval``, the paired interval as a band.
+
+    Filled markers are timesteps whose Holm-adjusted p (``vs_t0.p_adjusted``) is below ``1 - level``. The y-axis
+    is symmetric about 0. ``None`` when no series carries a change interval, or with a single timestep.
+    """
+    width = len(timesteps)
+    if width < 2:
+        return None
+    usable = [(i, s) for i, s in enumerate(entry.get("series", []))
+              if _has_change_interval(s, width) and _numbers(s.get("values"), width) is not None and s.get("n") != 0]
+    if not usable:
+        return None
+    fig = _new_figure()
+    ax = fig.add_subplot()
+    alpha = 1 - level
+    extent = 0.0
+    for index, item in usable:
+        colour = COLOURS[index % len(COLOURS)]
+        values = _numbers(item.get("values"), width) or []
+        changes = [v - values[0] for v in values]
+        low, high = _band(item["vs_t0"]["change_interval"], width) or ([], [])
+        ax.fill_between(timesteps, low, high, color=colour, alpha=0.18, linewidth=0)
+        ax.plot(timesteps, changes, marker="o", markersize=5, color=colour, markerfacecolor="white",
+                label=series_label(entry, item))
+        p_adjusted = _numbers(item["vs_t0"].get("p_adjusted"), width)
+        if p_adjusted is not None:
+            hits = [t for t, p in zip(range(width), p_adjusted, strict=True) if t > 0 and p < alpha]
+            ax.plot([timesteps[t] for t in hits], [changes[t] for t in hits], linestyle="none", marker="o",
+                    markersize=5, color=colour)
+        extent = max(extent, *(abs(v) for v in (*low, *high, *changes)))
+    limit = max(0.02, extent * 1.15)
+    ax.set_ylim(-limit, limit)
+    ax.axhline(0, color="#444444", linewidth=0.8)
+    metric = _metric_text(entry)
+    direction = _direction_text(entry)
+    ax.set_ylabel(f"change from t=0: value[t] − value[0]\n({metric}" + (f"; {direction})" if direction else ")"),
+                  fontsize=9)
+    ax.set_title(_title(entry, model, " – change from t=0"), fontsize=10)
+    _timestep_axis(ax, timesteps)
+    handles, labels = ax.get_legend_handles_labels()
+    handles += [Patch(color="#000000", alpha=0.18, linewidth=0),
+                Line2D([], [], linestyle="none", marker="o", color="#444444")]
+    labels += [f"shaded: paired {level:.0%} interval", f"filled: Holm-adjusted p < {alpha:.2g}"]
+    ax.legend(handles, labels, fontsize="small", framealpha=0.9, loc="best")
+    return fig
+
+
+def section_figures(entry: dict[str, Any], timesteps: Sequence[int], model: str | None = None,
+                    level: float = 0.95, method_name: str = "") -> list[tuple[str, Figure]]:
+    """The figures of one entry: ``("values", fig)`` and, when there are change intervals, ``("change", fig)``."""
+    figures = [("values", values_figure(entry, timesteps, model, level, method_name))]
+    change = change_figure(entry, timesteps, model, level)
+    if change is not None:
+        figures.append(("change", change))
+    return figures
+
+
+def plot_figures(results: dict[str, Any]) -> list[tuple[str, Figure]]:
+    """Every figure of a schema-2 document with its file name: ``clean.png``, ``attack-bim_change.png``, ..."""
+    timesteps = [int(t) for t in results["timesteps"]]
+    model = (results.get("model") or {}).get("name")
+    level, method = level_of(results), interval_name(results)
+    named = []
+    for entry, stem in entry_slugs(results):
+        for kind, fig in section_figures(entry, timesteps, model, level, method):
+            named.append((f"{stem}.png" if kind == "values" else f"{stem}_change.png", fig))
+    return named
+
+
+def figure_png(fig: Figure, dpi: int = DPI) -> bytes:
+    """The figure as PNG bytes (no software tag in the metadata, so the bytes depend on the picture alone)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
+    return buffer.getvalue()
 
 
 def write_plots(results: dict[str, Any], out_dir: Path) -> list[Path]:
+    """Write every figure of :func:`plot_figures` into ``out_dir``; returns the files written."""
+    if "sections" not in results:
+        raise PcrobustError(f"plots are drawn from pcrobust.results/2 documents, not {results.get('schema')!r}")
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for section in all_sections(results):
-        if not section["series"]:
-            continue
-        figure = Figure(figsize=(6, 4))
-        FigureCanvasAgg(figure)
-        ax = figure.add_subplot()
-        for series in section["series"]:
-            ax.plot(results["timesteps"], series["values"], marker="o", label=series["label"])
-        ax.set_ylim(0, 1)
-        ax.set_xlabel("timestep")
-        ax.set_ylabel(section["series"][0]["metric"].replace("_", " "))
-        ax.set_title(f"{section.get('title', section['id'])} (n={section.get('n')})")
-        ax.legend(fontsize="small")
-        path = out_dir / f"{slug(section['id'])}.png"
-        figure.savefig(path, dpi=120)
+    for name, fig in plot_figures(results):
+        path = out_dir / name
+        path.write_bytes(figure_png(fig))
         written.append(path)
     return written
+

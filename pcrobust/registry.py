@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     from pcrobust.attacks import Attack, AttackOptions, Norm
     from pcrobust.datasets import LabeledImages
     from pcrobust.models import TimestepModel
-    from pcrobust.sections import SectionKind
 
 Options = Mapping[str, str]
 

@@ -13,33 +13,35 @@ from pcrobust.plan import Plan
 from pcrobust.results import SCHEMA
 from pcrobust.run.store import RunFolder
 from pcrobust.sections import Section, SectionResult, Series, Unit
+from pcrobust.stats import annotate_series, statistics_block
 
 
-def series_entry(series: Series) -> dict[str, Any]:
-    """Counts and rates per timestep of one series."""
+def series_entry(series: Series, plan: Plan) -> dict[str, Any]:
+    """Counts, rates, intervals and the paired comparison with t = 0, per timestep, of one series."""
     events = np.asarray(series.events, dtype=bool)
     n = events.shape[0]
     counts = events.sum(0).astype(int).tolist()
     values = [c / n for c in counts]
     return {"label": series.label, "key": dict(series.key), "metric": series.metric,
             "higher_is_better": series.higher_is_better, "n": n, "counts": counts, "values": values,
-            "change_from_t0": [v - values[0] for v in values]}
+            "change_from_t0": [v - values[0] for v in values],
+            **annotate_series(events, series.higher_is_better, plan.run.level, plan.run.interval, series.metric)}
 
 
-def section_entry(section: Section, result: SectionResult) -> dict[str, Any]:
+def section_entry(section: Section, result: SectionResult, plan: Plan) -> dict[str, Any]:
     indices = list(result.series[0].indices) if result.series else []
     return {"id": section.id, "kind": section.kind.name, "plugin": section.kind.plugin,
             "title": section.kind.title(section.options),
             "parameters": section.options.model_dump(mode="json", exclude_none=True),
             **result.fields, "n": len(indices), "image_indices": indices,
-            "series": [series_entry(series) for series in result.series]}
+            "series": [series_entry(series, plan) for series in result.series]}
 
 
 def _threat_name(threat: Mapping[str, Any]) -> str:
     return f"{threat['criterion']} {threat['norm']} ε={threat['epsilon']:g}"
 
 
-def worst_case(results: Sequence[tuple[Section, SectionResult]]) -> list[dict[str, Any]]:
+def worst_case(results: Sequence[tuple[Section, SectionResult]], plan: Plan) -> list[dict[str, Any]]:
     """Per threat (norm, ε, criterion) shared by two or more attack sections: an image counts as broken at a
     timestep when any of those sections broke it, on the images every one of them attacked."""
     groups: dict[tuple[Any, ...], list[tuple[Section, Series]]] = {}
@@ -69,7 +71,7 @@ def worst_case(results: Sequence[tuple[Section, SectionResult]]) -> list[dict[st
                         "sections": [section.id for section, _ in members],
                         "protocol": "an image counts as broken at timestep t when any listed section broke it "
                                     "there; only images attacked by every listed section count",
-                        "n": len(shared), "image_indices": shared, "series": [series_entry(combined)]})
+                        "n": len(shared), "image_indices": shared, "series": [series_entry(combined, plan)]})
     return entries
 
 
@@ -103,7 +105,8 @@ def assemble(plan: Plan, folder: RunFolder, record: Mapping[str, Any]) -> dict[s
         "plan_digest": digest,
         "model": facts["model"],
         "dataset": facts["dataset"],
-        "sections": [section_entry(section, result) for section, result in results],
-        "worst_case": worst_case(results),
+        "statistics": statistics_block(plan.run.level, plan.run.interval),
+        "sections": [section_entry(section, result, plan) for section, result in results],
+        "worst_case": worst_case(results, plan),
         "provenance": facts["provenance"],
     }

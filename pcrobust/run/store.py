@@ -8,7 +8,6 @@ files and ``--resume`` can refuse a folder that holds another plan.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -16,17 +15,12 @@ from typing import Any
 
 from pcrobust.errors import PcrobustError
 from pcrobust.files import atomic_write_json, atomic_write_text
+from pcrobust.names import slug
 
 RUN_SCHEMA = "pcrobust.run/1"
 RUN_RECORD = "run.json"
 PLAN_FILE = "plan.toml"
 UNITS_DIR = "units"
-
-
-def slug(text: str) -> str:
-    """A file-name-safe form of an id or key: letters, digits, ``.`` and ``=`` kept, other runs become ``-``
-    (``attack bim #2`` → ``attack-bim-2``)."""
-    return re.sub(r"[^A-Za-z0-9.=]+", "-", text).strip("-") or "-"
 
 
 class RunFolder:

@@ -1,0 +1,476 @@
+"""One self-contained HTML page that a researcher reads instead of ``results.json``.
+
+The page is built from a ``pcrobust.results/2`` document alone: plots are embedded as base64 PNG data URIs,
+the style sheet is inline, and there are no scripts and no references to anything outside the file. Every piece
+of text from the document is escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from pcrobust import plots
+
+SCHEMA2 = "pcrobust.results/2"
+FEW_IMAGES = 100
+WIDE_INTERVAL = 0.2
+
+CSS = """
+:root { --ink: #1b1f24; --muted: #5b6470; --rule: #d8dde3; --band: #f5f7f9; --sig: #fff1b8; --warn: #fff4e5;
+        --warn-rule: #e8a33d; --accent: #1f5f9e; }
+* { box-sizing: border-box; }
+body { margin: 0; color: var(--ink); background: #fff;
+       font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
+main { max-width: 1160px; margin: 0 auto; padding: 24px 28px 48px; }
+h1 { font-size: 26px; margin: 0 0 4px; }
+h2 { font-size: 20px; margin: 36px 0 6px; padding-top: 10px; border-top: 2px solid var(--rule); }
+h3 { font-size: 15px; margin: 18px 0 4px; }
+p { margin: 4px 0 8px; }
+code, pre { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, "DejaVu Sans Mono", monospace;
+            font-size: 13px; }
+pre { background: var(--band); border: 1px solid var(--rule); border-radius: 4px; padding: 10px 12px;
+      overflow-x: auto; white-space: pre; }
+.sub, .meta { color: var(--muted); }
+.meta { font-size: 13px; }
+dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 3px 18px; margin: 12px 0; }
+dl.facts dt { color: var(--muted); }
+dl.facts dd { margin: 0; }
+nav ol { columns: 2; margin: 8px 0; padding-left: 20px; }
+nav a, a { color: var(--accent); text-decoration: none; }
+.warnings { background: var(--warn); border-left: 4px solid var(--warn-rule); padding: 8px 14px 8px 30px;
+            margin: 12px 0; }
+.warnings li { margin: 2px 0; }
+.verdicts { list-style: none; padding: 0; margin: 10px 0; }
+.verdicts li { background: var(--band); border-left: 4px solid var(--accent); padding: 6px 12px; margin: 4px 0; }
+.verdicts li.rises { border-left-color: #2e8b57; }
+.verdicts li.falls { border-left-color: #c0392b; }
+.plots { display: flex; flex-wrap: wrap; gap: 12px; margin: 12px 0; }
+.plots figure { margin: 0; flex: 1 1 460px; max-width: 560px; }
+.plots img { width: 100%; height: auto; border: 1px solid var(--rule); border-radius: 4px; }
+.tables { display: flex; flex-wrap: wrap; gap: 4px 28px; }
+.tables > div { flex: 0 1 auto; }
+table { border-collapse: collapse; margin: 6px 0 10px; font-variant-numeric: tabular-nums; font-size: 13.5px; }
+th, td { padding: 3px 10px; border-bottom: 1px solid var(--rule); text-align: right; white-space: nowrap; }
+th { background: var(--band); font-weight: 600; }
+td:first-child, th:first-child { text-align: center; }
+td.sig { background: var(--sig); font-weight: 600; }
+.note { font-size: 12.5px; color: var(--muted); }
+.empty { color: var(--muted); font-style: italic; }
+"""
+
+
+def _e(value: Any) -> str:
+    return escape(str(value), quote=True)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _minus(text: str) -> str:
+    return text.replace("-", "\u2212")
+
+
+def _rate(value: Any) -> str:
+    return f"{value:.3f}" if _is_number(value) else "–"
+
+
+def _signed(value: Any) -> str:
+    return _minus(f"{value:+.3f}") if _is_number(value) else "–"
+
+
+def _p(value: Any) -> str:
+    if not _is_number(value):
+        return "–"
+    return "< 0.0001" if value < 1e-4 else f"{value:.2g}"
+
+
+def _at(values: Any, t: int) -> Any:
+    return values[t] if isinstance(values, list) and t < len(values) else None
+
+
+def _band(interval: Any) -> tuple[Any, Any]:
+    if isinstance(interval, dict):
+        return interval.get("low"), interval.get("high")
+    return None, None
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False)
+
+
+def plan_text(plan: Any) -> tuple[str, str]:
+    """The plan as ``("toml", text)``, or ``("json", text)`` when TOML cannot express it (e.g. a null)."""
+    if isinstance(plan, dict):
+        try:
+            return "toml", tomli_w.dumps(plan)
+        except (TypeError, ValueError):
+            pass
+    return "json", _json(plan)
+
+
+# --- warnings --------------------------------------------------------------------------------------------------
+
+def _entry_name(entry: dict[str, Any]) -> str:
+    return str(entry.get("title") or entry.get("id") or entry.get("kind") or "section")
+
+
+def warnings(results: dict[str, Any]) -> list[str]:
+    """What a reader should know before trusting the numbers, computed from the document alone.
+
+    Flags a schema other than ``pcrobust.results/2``; sections with no series or no images; series with fewer
+    than :data:`FEW_IMAGES` images; intervals wider than :data:`WIDE_INTERVAL` at some timestep; series without
+    intervals or paired tests; series whose ``values`` do not have one number per timestep.
+    """
+    found: list[str] = []
+    if results.get("schema") != SCHEMA2:
+        found.append(f"the document declares schema {results.get('schema')!r}, not {SCHEMA2}; "
+                     "this page may be incomplete")
+    timesteps = plots.as_list(results.get("timesteps"))
+    level = plots.level_of(results)
+    unqualified: list[str] = []
+    for entry in plots.entries(results):
+        name = _entry_name(entry)
+        series = plots.as_list(entry.get("series"))
+        if not series:
+            found.append(f"{name}: no series in this section")
+            continue
+        if all(s.get("n") == 0 for s in series):
+            found.append(f"{name}: no images were scored, so nothing can be concluded")
+            continue
+        ns = sorted({s["n"] for s in series if _is_number(s.get("n")) and s["n"] > 0})
+        if ns and ns[0] < FEW_IMAGES:
+            found.append(f"{name}: only n = {ns[0]} images (fewer than {FEW_IMAGES}); "
+                         "differences between timesteps must be large to be detected")
+        for item in series:
+            label = plots.series_label(entry, item) or str(item.get("label", ""))
+            values = item.get("values")
+            if not (isinstance(values, list) and len(values) == len(timesteps)
+                    and all(_is_number(v) for v in values)):
+                found.append(f"{name}, {label}: values do not hold one number per timestep")
+                continue
+            if item.get("n") == 0:
+                found.append(f"{name}, {label}: no images were scored")
+                continue
+            low, high = _band(item.get("interval"))
+            if isinstance(low, list) and isinstance(high, list) and low and len(low) == len(high):
+                widths = [(h - lo, t) for t, (lo, h) in enumerate(zip(low, high, strict=True))
+                          if _is_number(lo) and _is_number(h)]
+                if widths:
+                    width, t = max(widths)
+                    if width > WIDE_INTERVAL:
+                        found.append(f"{name}, {label}: the {level:.0%} interval is {width:.2f} wide at t={t} "
+                                     f"(more than {WIDE_INTERVAL:g}); too wide to conclude much")
+            else:
+                unqualified.append(f"{name}, {label}")
+            if "vs_t0" not in item and len(timesteps) > 1:
+                unqualified.append(f"{name}, {label} (no paired test against t=0)")
+    if unqualified:
+        shown = "; ".join(dict.fromkeys(unqualified))
+        found.append(f"no confidence intervals or paired tests for: {shown}; "
+                     "differences between timesteps are unqualified")
+    return found
+
+
+# --- the page --------------------------------------------------------------------------------------------------
+
+def _anchor(stem: str) -> str:
+    return f"s-{stem}"
+
+
+def _facts(rows: list[tuple[str, str]]) -> str:
+    """A definition list; ``rows`` hold (label, already-escaped HTML)."""
+    body = "".join(f"<dt>{_e(label)}</dt><dd>{value}</dd>" for label, value in rows if value)
+    return f'<dl class="facts">{body}</dl>' if body else ""
+
+
+def _inline(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        return f"<code>{_e(json.dumps(value, ensure_ascii=False))}</code>"
+    return _e(value)
+
+
+def _header(results: dict[str, Any]) -> str:
+    model = results.get("model") or {}
+    dataset = results.get("dataset") or {}
+    plan = results.get("plan") or {}
+    stats = results.get("statistics") or {}
+    timesteps = results.get("timesteps") or []
+    model_name = model.get("name", "model")
+    dataset_name = dataset.get("name", "dataset")
+    model_bits = [f"{_e(model.get('plugin', '?'))} / <b>{_e(model_name)}</b>"]
+    if model.get("gradient_mode"):
+        model_bits.append(f"gradient mode {_e(model['gradient_mode'])}")
+    data_bits = [f"<b>{_e(dataset_name)}</b>"]
+    if dataset.get("split"):
+        data_bits.append(f"split {_e(dataset['split'])}")
+    if _is_number(dataset.get("n_evaluated")):
+        of = f" of {_e(dataset['size'])}" if _is_number(dataset.get("size")) else ""
+        data_bits.append(f"{_e(dataset['n_evaluated'])}{of} images evaluated")
+    sections = plots.entries(results)
+    plan_sections = plots.as_list(plan.get("sections"))
+    plan_bits = [f"{len(plan_sections) or len(results.get('sections', []))} sections"]
+    if results.get("plan_digest"):
+        plan_bits.append(f"digest <code>{_e(str(results['plan_digest'])[:16])}…</code>")
+    if timesteps:
+        span = f"t = {timesteps[0]}" if len(timesteps) == 1 else f"t = {timesteps[0]}…{timesteps[-1]}"
+        plan_bits.append(f"timesteps {_e(span)} ({len(timesteps)})")
+    if stats:
+        level = stats.get("level")
+        level_text = f"{level:.0%}" if _is_number(level) else "?"
+        method = plots.INTERVAL_NAMES.get(str(stats.get("interval")), str(stats.get("interval", "?")))
+        correction = str(stats.get("correction", "no"))
+        correction = {"holm": "Holm"}.get(correction, correction)
+        stats_text = (f"{_e(level_text)} {_e(method)} intervals; {_e(stats.get('paired_test', 'paired test'))}, "
+                      f"{_e(correction)} correction over timesteps 1…T")
+    else:
+        stats_text = '<span class="empty">no statistics in this document</span>'
+    toc = "".join(f'<li><a href="#{_e(_anchor(stem))}">{_e(_entry_name(entry))}</a></li>'
+                  for entry, stem in plots.entry_slugs(results))
+    return (f"<header><h1>{_e(model_name)} on {_e(dataset_name)}</h1>"
+            f'<p class="sub">{_e(results.get("schema", "unknown schema"))}'
+            + (f" · created {_e(results['created'])}" if results.get("created") else "") + "</p>"
+            + _facts([("model", ", ".join(model_bits)), ("dataset", ", ".join(data_bits)),
+                      ("plan", ", ".join(plan_bits)), ("statistics", stats_text)])
+            + "</header>"
+            + (f'<nav><b>Sections</b><ol>{toc}</ol><a href="#provenance">provenance</a> · '
+               f'<a href="#plan">plan</a></nav>' if sections else ""))
+
+
+def _warnings_html(results: dict[str, Any]) -> str:
+    items = warnings(results)
+    if not items:
+        return '<h2 id="warnings">Warnings</h2><p class="empty">none</p>'
+    body = "".join(f"<li>{_e(item)}</li>" for item in items)
+    return f'<h2 id="warnings">Warnings</h2><ul class="warnings">{body}</ul>'
+
+
+def _threat_model(entry: dict[str, Any]) -> str:
+    attack = plots.as_dict(entry.get("attack"))
+    rows: list[tuple[str, str]] = []
+    if attack.get("name"):
+        kind = "targeted" if attack.get("targeted") else "untargeted" if "targeted" in attack else ""
+        name = " ".join(x for x in (kind, str(attack.get("name", "")),
+                                    f"({plots.norm_label(attack.get('norm'))})" if attack.get("norm") else "") if x)
+        rows.append(("attack", _e(name) + (f" from plugin {_e(attack['plugin'])}" if attack.get("plugin") else "")))
+        if attack.get("options"):
+            rows.append(("options", _inline(attack["options"])))
+    elif plots.entry_norm(entry):
+        rows.append(("norm", _e(plots.norm_label(plots.entry_norm(entry)))))
+    epsilons = [plots.epsilon_label(float(s["key"]["epsilon"]), plots.entry_norm(entry))
+                for s in entry.get("series", []) if isinstance(s.get("key"), dict)
+                and _is_number(s["key"].get("epsilon"))]
+    if epsilons:
+        rows.append(("ε (pixel units of [0, 1] images)", _e(", ".join(epsilons))))
+    readouts = [f"{what} {entry[key]}" for what, key in (("attacked", "attacked_readout"),
+                                                         ("scored", "scored_readout")) if entry.get(key)]
+    if readouts:
+        rows.append(("readouts", _e(", ".join(readouts))))
+    if entry.get("gradient_mode"):
+        rows.append(("gradient mode", _e(entry["gradient_mode"])))
+    if entry.get("target_mode"):
+        target = str(entry["target_mode"])
+        if entry.get("target_shift") is not None:
+            target += f" (shift {entry['target_shift']})"
+        rows.append(("targets", _e(target)))
+    if entry.get("sections"):
+        rows.append(("over sections", _e(", ".join(str(s) for s in entry["sections"]))))
+    if entry.get("parameters"):
+        rows.append(("parameters", _inline(entry["parameters"])))
+    indices = entry.get("image_indices")
+    if isinstance(indices, list):
+        rows.append(("images", f"{len(indices)} dataset indices recorded"))
+    return _facts(rows)
+
+
+def _verdict_class(text: str) -> str:
+    if text.startswith("robustness rises"):
+        return "rises"
+    if text.startswith("robustness falls"):
+        return "falls"
+    return ""
+
+
+def _series_table(entry: dict[str, Any], item: dict[str, Any], timesteps: list[Any], level: float) -> str:
+    alpha = 1 - level
+    vs_t0 = plots.as_dict(item.get("vs_t0"))
+    low, high = _band(item.get("interval"))
+    change_low, change_high = _band(vs_t0.get("change_interval"))
+    values = plots.as_list(item.get("values"))
+    counts = item.get("counts")
+    n = item.get("n")
+    has_interval = isinstance(low, list)
+    has_test = bool(vs_t0)
+    gained: list[Any] | None = vs_t0["gained"] if isinstance(vs_t0.get("gained"), list) else None
+    lost: list[Any] | None = vs_t0["lost"] if isinstance(vs_t0.get("lost"), list) else None
+    metric = str(item.get("metric", "value")).replace("_", " ")
+    head = ["t", metric, "count / n"]
+    if has_interval:
+        head.append(f"{level:.0%} interval")
+    head.append("change from t=0")
+    if isinstance(change_low, list):
+        head.append(f"paired {level:.0%} interval")
+    if gained is not None and lost is not None:
+        head.append("gained / lost")
+    if has_test:
+        head.append("adjusted p")
+    rows = []
+    for t, step in enumerate(timesteps):
+        value = _at(values, t)
+        first = _at(values, 0)
+        p_adj = _at(vs_t0.get("p_adjusted"), t)
+        significant = t > 0 and _is_number(p_adj) and p_adj < alpha
+        mark = ' class="sig"' if significant else ""
+        count = _at(counts, t)
+        cells = [f"<td>{_e(step)}</td>", f"<td>{_rate(value)}</td>",
+                 f"<td>{_e(count) if count is not None else '–'} / {_e(n) if n is not None else '–'}</td>"]
+        if has_interval:
+            cells.append(f"<td>[{_rate(_at(low, t))}, {_rate(_at(high, t))}]</td>")
+        change = value - first if _is_number(value) and _is_number(first) else None
+        cells.append(f"<td{mark}>{_signed(change)}</td>")
+        if isinstance(change_low, list):
+            cells.append(f"<td>[{_signed(_at(change_low, t))}, {_signed(_at(change_high, t))}]</td>")
+        if gained is not None and lost is not None:
+            cells.append(f"<td>{_e(_at(gained, t))} / {_e(_at(lost, t))}</td>")
+        if has_test:
+            star = " *" if significant else ""
+            cells.append(f"<td{mark}>{_p(p_adj)}{star}</td>" if t > 0 else "<td>–</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    header = "".join(f"<th>{_e(h)}</th>" for h in head)
+    label = plots.series_label(entry, item) or str(item.get("label", ""))
+    better = item.get("higher_is_better")
+    direction = "higher is more robust" if better is True else "lower is more robust" if better is False else ""
+    caption = f"<h3>{_e(label)}</h3>" + (f'<p class="note">{_e(metric)}: {_e(direction)}</p>' if direction else "")
+    return f"<div>{caption}<table><thead><tr>{header}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+
+
+def _png_uri(fig: Any) -> str:
+    return "data:image/png;base64," + base64.b64encode(plots.figure_png(fig)).decode("ascii")
+
+
+def _entry_html(results: dict[str, Any], entry: dict[str, Any], stem: str, timesteps: list[Any]) -> str:
+    level = plots.level_of(results)
+    name = _entry_name(entry)
+    meta = " · ".join(f"{label} {_e(entry[key])}" for label, key in (("id", "id"), ("kind", "kind"),
+                                                                      ("plugin", "plugin")) if entry.get(key))
+    parts = [f'<section id="{_e(_anchor(stem))}"><h2>{_e(name)}</h2>', f'<p class="meta">{meta}</p>']
+    if entry.get("protocol"):
+        parts.append(f"<p>{_e(entry['protocol'])}</p>")
+    parts.append(_threat_model(entry))
+    series = plots.as_list(entry.get("series"))
+    if not series:
+        parts.append('<p class="empty">This section has no series.</p></section>')
+        return "".join(parts)
+    verdicts = []
+    for item in series:
+        label = plots.series_label(entry, item) or str(item.get("label", ""))
+        text = item.get("verdict")
+        if text:
+            verdicts.append(f'<li class="{_verdict_class(str(text))}"><b>{_e(label)}</b>: {_e(text)}</li>')
+        else:
+            verdicts.append(f'<li><b>{_e(label)}</b>: <span class="empty">no verdict in the document</span></li>')
+    parts.append(f'<ul class="verdicts">{"".join(verdicts)}</ul>')
+    model = (results.get("model") or {}).get("name")
+    ints = [int(t) for t in timesteps if _is_number(t)]
+    if len(ints) == len(timesteps) and ints:
+        figures = plots.section_figures(entry, ints, model, level, plots.interval_name(results))
+        images = "".join(f'<figure><img alt="{_e(name)}: {"change from t=0" if kind == "change" else "per timestep"}"'
+                         f' src="{_png_uri(fig)}"></figure>' for kind, fig in figures)
+        parts.append(f'<div class="plots">{images}</div>')
+    tables = "".join(_series_table(entry, item, timesteps, level) for item in series)
+    parts.append(f'<div class="tables">{tables}</div>')
+    if any(isinstance(item.get("vs_t0"), dict) for item in series):
+        stats = results.get("statistics") or {}
+        parts.append(f'<p class="note">Highlighted, *: Holm-adjusted p &lt; {1 - level:.2g} '
+                     f"({_e(stats.get('paired_test', 'paired test against t=0'))}). "
+                     "gained / lost: images with the event at t but not at t=0 / at t=0 but not at t.</p>")
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _provenance_html(results: dict[str, Any]) -> str:
+    provenance = results.get("provenance") or {}
+    model = results.get("model") or {}
+    rows: list[tuple[str, str]] = []
+    versions = [f"pcrobust {provenance['pcrobust']}"] if provenance.get("pcrobust") else []
+    if isinstance(provenance.get("plugins"), dict):
+        versions += [f"{name} {version}" for name, version in provenance["plugins"].items()]
+    if provenance.get("torch"):
+        versions.append(f"torch {provenance['torch']}")
+    rows.append(("versions", _e(", ".join(versions))))
+    for label, key in (("device", "device"), ("seed", "seed")):
+        if key in provenance:
+            rows.append((label, _e(provenance[key])))
+    modes = dict.fromkeys(str(x) for x in (provenance.get("gradient_mode"), model.get("gradient_mode"),
+                                           *(e.get("gradient_mode") for e in results.get("sections", [])))
+                          if x)
+    if modes:
+        rows.append(("gradient mode", _e(", ".join(modes))))
+    readouts = dict.fromkeys(f"{e.get('id')}: attacked {e.get('attacked_readout')}, scored {e.get('scored_readout')}"
+                             for e in results.get("sections", []) if e.get("attacked_readout"))
+    if readouts:
+        rows.append(("readouts", "<br>".join(_e(r) for r in readouts)))
+    if model.get("normalization") is not None:
+        rows.append(("normalisation", _inline(model["normalization"])))
+    weights = provenance.get("weights")
+    if isinstance(weights, dict) and weights:
+        rows.append(("weights (sha256)", "<br>".join(f"{_e(name)}: <code>{_e(digest)}</code>"
+                                                     for name, digest in weights.items())))
+    other_model = {k: v for k, v in model.items() if k not in ("name", "plugin", "gradient_mode", "normalization")}
+    return (f'<h2 id="provenance">Provenance</h2>{_facts(rows)}'
+            + (f"<h3>model</h3><pre>{_e(_json(other_model))}</pre>" if other_model else "")
+            + f"<h3>full provenance</h3><pre>{_e(_json(provenance))}</pre>")
+
+
+def _plan_html(results: dict[str, Any]) -> str:
+    if "plan" not in results:
+        return '<h2 id="plan">Plan</h2><p class="empty">The document records no plan.</p>'
+    language, text = plan_text(results["plan"])
+    digest = f" (sha256 <code>{_e(results['plan_digest'])}</code>)" if results.get("plan_digest") else ""
+    return f'<h2 id="plan">Plan</h2><p class="note">as {language}{digest}</p><pre>{_e(text)}</pre>'
+
+
+def render_html(results: dict[str, Any]) -> str:
+    """The report page for a schema-2 document, as one self-contained HTML string.
+
+    Reads ``schema``, ``created``, ``timesteps``, ``model``, ``dataset``, ``plan``, ``plan_digest``,
+    ``statistics``, ``sections``, ``worst_case`` and ``provenance``; series fields ``label``, ``key``,
+    ``metric``, ``higher_is_better``, ``n``, ``counts``, ``values``, and when present ``interval``, ``vs_t0``
+    and ``verdict``.
+    """
+    timesteps = plots.as_list(results.get("timesteps"))
+    model = (results.get("model") or {}).get("name", "model")
+    dataset = (results.get("dataset") or {}).get("name", "dataset")
+    body = [_header(results), _warnings_html(results)]
+    named = plots.entry_slugs(results)
+    worst = {id(entry) for entry in results.get("worst_case", [])}
+    for entry, stem in named:
+        if id(entry) in worst:
+            continue
+        body.append(_entry_html(results, entry, stem, timesteps))
+    if results.get("worst_case"):
+        body.append('<h2 id="worst-case">Worst case over attacks</h2>'
+                    '<p class="note">Per image, the strongest of the attacks that share a threat model.</p>')
+        for entry, stem in named:
+            if id(entry) in worst:
+                body.append(_entry_html(results, entry, stem, timesteps))
+    body += [_provenance_html(results), _plan_html(results)]
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{_e(model)} on {_e(dataset)}: pcrobust report</title><style>{CSS}</style></head>"
+            f"<body><main>{''.join(body)}</main></body></html>\n")
+
+
+def write_html(results: dict[str, Any], path: Path) -> Path:
+    """Write :func:`render_html` to ``path`` (parents created); returns ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_html(results), encoding="utf-8")
+    return path
