@@ -109,15 +109,20 @@ def plan_options(command: Any) -> Any:
     return command
 
 
-def _plan(host: PluginHost, plan_file: str | None, flags: dict[str, Any]) -> Plan:
+def _plan(host: PluginHost, plan_file: str | None, preset: str | None, flags: dict[str, Any]) -> Plan:
+    """The plan of a file, a preset or the shorthand flags (exactly one of them)."""
     from pcrobust.plan import parse_plan, read_plan_file
     from pcrobust.shorthand import given_plan_flags, plan_from_flags
 
-    if plan_file:
+    if plan_file and preset:
+        raise PcrobustError("--plan and --preset exclude each other")
+    if plan_file or preset:
         conflicting = given_plan_flags(flags)
         if conflicting:
-            raise PcrobustError(f"--plan cannot be combined with {conflicting[0]}: edit the plan instead")
-        return parse_plan(read_plan_file(Path(plan_file)), host.registries)
+            raise PcrobustError(f"--{'plan' if plan_file else 'preset'} cannot be combined with {conflicting[0]}: "
+                                "edit the plan instead (`pcrobust plan` prints it)")
+        raw = read_plan_file(Path(plan_file)) if plan_file else host.registries.presets.get(str(preset)).plan()
+        return parse_plan(raw, host.registries)
     if not flags.get("plugin"):
         raise PcrobustError("name a plugin (--plugin predify) or a plan (--plan FILE)")
     return parse_plan(plan_from_flags(flags), host.registries)
@@ -125,19 +130,21 @@ def _plan(host: PluginHost, plan_file: str | None, flags: dict[str, Any]) -> Pla
 
 @cli.command()
 @click.option("--plan", "plan_file", type=click.Path(dir_okay=False), help="A TOML plan (see `pcrobust plan`).")
+@click.option("--preset", help="A plan shipped in a package (see `pcrobust presets`).")
 @plan_options
 @click.option("--out", type=click.Path(file_okay=False), default="pcrobust-results", show_default=True)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out, skipping finished units.")
 @click.option("--shard", default=None, help="Run only shard i of n (i/n, 1-based); merge the folders after.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def evaluate(plan_file: str | None, out: str, resume: bool, shard: str | None, quiet: bool, **flags: Any) -> None:
+def evaluate(plan_file: str | None, preset: str | None, out: str, resume: bool, shard: str | None, quiet: bool,
+             **flags: Any) -> None:
     """Evaluate a model at every timestep; write results.json, results.csv and plots to --out."""
     from pcrobust.evaluation import run
     from pcrobust.run.execute import Shard
     from pcrobust.run.store import RunFolder
 
     host = _host()
-    plan = _plan(host, plan_file, flags)
+    plan = _plan(host, plan_file, preset, flags)
     part = Shard.parse(shard) if shard else None
     folder = RunFolder(Path(out))
     results = run(host, plan, folder, resume=resume, shard=part, progress=not quiet)
@@ -170,10 +177,18 @@ def _print_summary(results: dict[str, Any]) -> None:
 
 @cli.command("plan")
 @click.option("--plan", "plan_file", type=click.Path(dir_okay=False), help="Validate and print this plan file.")
+@click.option("--preset", help="Print this preset's plan.")
 @plan_options
-def plan_command(plan_file: str | None, **flags: Any) -> None:
+def plan_command(plan_file: str | None, preset: str | None, **flags: Any) -> None:
     """Print, as TOML, the plan the flags imply (defaults filled in): edit it and run it with --plan."""
-    click.echo(_plan(_host(), plan_file, flags).to_toml(), nl=False)
+    click.echo(_plan(_host(), plan_file, preset, flags).to_toml(), nl=False)
+
+
+@cli.command()
+def presets() -> None:
+    """List the named plans that installed packages ship (run one with --preset NAME)."""
+    for entry in _host().registries.presets:
+        click.echo(f"{entry.name} ({entry.plugin}): {entry.description}")
 
 
 @cli.command()
@@ -249,6 +264,8 @@ def plugins(as_json: bool) -> None:
 @click.option("-o", "--option", "options", multiple=True, help="Training option KEY=VALUE.")
 def train(plugin: str, model: str | None, out: str, seed: int, options: tuple[str, ...]) -> None:
     """Train a model's weights as its plugin defines (reproduces shipped checkpoints)."""
+    import torch
+
     from pcrobust.determinism import deterministic_algorithms
     from pcrobust.registry import TrainingRequest
     from pcrobust.shorthand import key_values
@@ -257,7 +274,7 @@ def train(plugin: str, model: str | None, out: str, seed: int, options: tuple[st
     entry = host.model(plugin, model)
     if entry.train is None:
         raise PcrobustError(f"model {entry.name!r} of plugin {plugin!r} has no training recipe")
-    with deterministic_algorithms():
+    with deterministic_algorithms(), torch.random.fork_rng(devices=[]):  # a trainer's seeding stays inside
         path = entry.train(TrainingRequest(Path(out), seed, key_values(options), host.registries.datasets))
     click.echo(f"checkpoint written to {path}")
 

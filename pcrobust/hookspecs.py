@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from pcrobust.registry import AttackRegistrar, DatasetRegistrar, ModelRegistrar, SectionRegistrar
+    from pcrobust.registry import (
+        AttackRegistrar,
+        DatasetRegistrar,
+        ModelRegistrar,
+        PresetRegistrar,
+        SectionRegistrar,
+    )
 
 hookspec = pluggy.HookspecMarker("pcrobust")
 hookimpl = pluggy.HookimplMarker("pcrobust")
@@ -42,3 +48,8 @@ def pcrobust_register_sections(registry: SectionRegistrar) -> None:
     ``dataclasses.replace(kind, plugin=...)``; any other object must offer ``with_plugin(name)`` returning
     the stamped kind.
     """
+
+
+@hookspec
+def pcrobust_register_presets(registry: PresetRegistrar) -> None:
+    """Add named plans: ``registry.add(PresetEntry(name=..., description=..., plan=...))``."""

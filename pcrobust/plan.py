@@ -72,8 +72,11 @@ class Plan:
                 for key, value in self.model.options.items()}
 
     def to_dict(self) -> dict[str, Any]:
+        model = self.model.model_dump(mode="json", exclude_none=True)
+        if not model["options"]:
+            del model["options"]
         return {
-            "model": self.model.model_dump(mode="json", exclude_none=True),
+            "model": model,
             "data": self.data.model_dump(mode="json", exclude_none=True),
             "run": self.run.model_dump(mode="json", exclude_none=True),
             "sections": [section.to_dict() for section in self.sections],

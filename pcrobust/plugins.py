@@ -20,6 +20,7 @@ from pcrobust.registry import (
     DatasetRegistry,
     ModelEntry,
     ModelRegistry,
+    PresetRegistry,
     Registrar,
     Registry,
     SectionRegistry,
@@ -28,7 +29,7 @@ from pcrobust.registry import (
 ENTRY_POINT_GROUP = "pcrobust"
 ALLOW_LIST_VARIABLE = "PCROBUST_PLUGINS"
 BUILTIN_NAME = "builtin"
-KINDS = ("datasets", "models", "attacks", "sections")  # the order in which registries are filled
+KINDS = ("datasets", "models", "attacks", "sections", "presets")  # the order in which registries are filled
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class Registries:
     models: ModelRegistry = field(default_factory=lambda: Registry("model"))
     attacks: AttackRegistry = field(default_factory=lambda: Registry("attack"))
     sections: SectionRegistry = field(default_factory=lambda: Registry("section kind"))
+    presets: PresetRegistry = field(default_factory=lambda: Registry("preset"))
 
     def by_kind(self) -> dict[str, Registry[Any]]:
         return {kind: getattr(self, kind) for kind in KINDS}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, is_dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Generic, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 
 from pcrobust.errors import PcrobustError, UnknownNameError, first_line
 
@@ -63,6 +63,16 @@ class AttackEntry:
     norms: tuple[Norm, ...]
     default_epsilons: Mapping[Norm, tuple[float, ...]]
     criteria: tuple[str, ...] = ("targeted", "untargeted")
+    plugin: str = ""
+
+
+@dataclass(frozen=True)
+class PresetEntry:
+    """A named plan shipped in a package: ``plan()`` returns its tables (as read from TOML)."""
+
+    name: str
+    description: str
+    plan: Callable[[], dict[str, Any]]
     plugin: str = ""
 
 
@@ -159,3 +169,5 @@ ModelRegistrar = Registrar[ModelEntry]
 AttackRegistrar = Registrar[AttackEntry]
 DatasetRegistrar = Registrar[DatasetEntry]
 SectionRegistrar = Registrar["SectionKind"]
+PresetRegistry = Registry[PresetEntry]
+PresetRegistrar = Registrar[PresetEntry]

@@ -172,3 +172,37 @@ def test_ci_script_runs_the_readme_commands():
     assert len(commands) == 2
     for command in commands:
         assert command in ci
+
+
+def test_click_runner_sees_the_same_exit_codes_as_the_shell(small_run: Path, tmp_path: Path):
+    from click.testing import CliRunner
+
+    from pcrobust.cli import cli as group
+
+    runner = CliRunner()
+    bad = runner.invoke(group, ["evaluate", "--plugin", "predify", "--epsilons", "2", "--out", str(tmp_path / "r")])
+    assert bad.exit_code == 2 and "linf epsilons must lie in (0, 1]" in bad.output
+    worse = json.loads((small_run / "results.json").read_text())
+    worse["sections"][0]["series"][0]["values"][0] -= 0.5
+    (tmp_path / "worse.json").write_text(json.dumps(worse))
+    gate = runner.invoke(group, ["check", str(tmp_path / "worse.json"), "--baseline", str(small_run / "results.json")])
+    assert gate.exit_code == 1 and "clean: clean accuracy t=0" in gate.output
+
+
+def test_schema_1_results_are_read_by_check_and_report(cli, tmp_path: Path):
+    old = REPO / "tests" / "data" / "predify-mnist-pnet-schema1.json"
+    current = REPO / "baselines" / "predify-mnist-pnet.json"
+    code, out, _ = cli("check", str(current), "--baseline", str(old), "--tolerance", "0")
+    assert code == 0 and "ok: 63 shared metrics" in out, "the numbers of the default run did not change"
+    code, out, _ = cli("report", str(old), "--out", str(tmp_path))
+    assert code == 0 and (tmp_path / "attack-bim.png").is_file() and (tmp_path / "report.html").is_file()
+
+
+def test_presets_are_listed_and_the_default_preset_is_the_default_plan(cli):
+    code, out, _ = cli("presets")
+    assert code == 0 and "predify-mnist (predify)" in out and "predify-mnist-paper (predify)" in out
+    assert cli("plan", "--preset", "predify-mnist")[1] == cli("plan", "--plugin", "predify")[1]
+    paper = tomllib.loads(cli("plan", "--preset", "predify-mnist-paper")[1])
+    assert paper["sections"][2]["n"] == 1000 and paper["sections"][2]["selection"] == "correct-at-every-timestep"
+    code, _, err = cli("plan", "--preset", "predify-mnist", "--epsilons", "0.1")
+    assert code == 2 and "--preset cannot be combined with --epsilons" in err

@@ -103,7 +103,8 @@ def test_every_entry_is_attributed_to_the_plugin_that_added_it():
     attacks, sections = host.registries.attacks, host.registries.sections
     assert (attacks.get("one").plugin, attacks.get("two").plugin) == ("first", "second")
     assert (sections.get("my-clean").plugin, sections.get("my-noise").plugin) == ("first", "second")
-    assert host.registered_by("second") == {"datasets": [], "models": [], "attacks": ["two"], "sections": ["my-noise"]}
+    assert host.registered_by("second") == {"datasets": [], "models": [], "attacks": ["two"], "sections": ["my-noise"],
+                                            "presets": []}
 
 
 def test_registries_are_filled_kind_by_kind_in_a_fixed_order():
@@ -116,7 +117,7 @@ def test_registries_are_filled_kind_by_kind_in_a_fixed_order():
     for kind in reversed(KINDS):
         setattr(recorder, f"pcrobust_register_{kind}", hookimpl(lambda kind=kind: order.append(kind)))
     host_with(recorder=recorder).registries.sections.names()
-    assert order == ["datasets", "models", "attacks", "sections"]
+    assert order == ["datasets", "models", "attacks", "sections", "presets"]
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,7 @@ def test_first_party_plugins_come_from_entry_points():
     assert host.registered_by("attacks")["attacks"] == ["bim"]
     assert host.registered_by("datasets")["datasets"] == ["foolbox-imagenet", "mnist-5k"]
     assert host.registered_by("builtin") == {"datasets": [], "models": [], "attacks": [],
-                                             "sections": ["attack", "clean", "noise"]}
+                                             "sections": ["attack", "clean", "noise"], "presets": []}
     assert host.registries.models.get("mnist-pnet").plugin == "predify"
     assert host.registries.datasets.get("mnist-5k").plugin == "datasets"
 
@@ -139,5 +139,5 @@ def test_every_hook_has_a_docstring():
     from pcrobust import hookspecs
 
     hooks = [name for name in dir(hookspecs) if name.startswith("pcrobust_")]
-    assert len(hooks) == 4
+    assert len(hooks) == 5
     assert all(getattr(hookspecs, name).__doc__ for name in hooks)

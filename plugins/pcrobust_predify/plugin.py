@@ -5,8 +5,8 @@ from __future__ import annotations
 from functools import partial
 
 from pcrobust.hookspecs import hookimpl
-from pcrobust.registry import ModelEntry, ModelRegistrar
-from pcrobust_predify import custom, mnist, recipes
+from pcrobust.registry import ModelEntry, ModelRegistrar, PresetEntry, PresetRegistrar
+from pcrobust_predify import custom, mnist, presets, recipes
 
 RECIPE_DESCRIPTIONS = {
     "pvgg16": "PVGG16 over torchvision vgg16, 5 pcoders, local weights (needs torchvision)",
@@ -41,3 +41,9 @@ def pcrobust_register_models(registry: ModelRegistrar) -> None:
         weight_files=custom.weight_files,
         train=custom.train,
     ))
+
+
+@hookimpl
+def pcrobust_register_presets(registry: PresetRegistrar) -> None:
+    for name, description in presets.PRESETS.items():
+        registry.add(PresetEntry(name=name, description=description, plan=partial(presets.load, name)))

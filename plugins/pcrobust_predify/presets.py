@@ -1,0 +1,19 @@
+"""Named plans shipped with the Predify family (TOML files in ``presets/``)."""
+
+from __future__ import annotations
+
+import tomllib
+from importlib.resources import files
+from typing import Any
+
+PRESETS = {
+    "predify-mnist": "the embedded default: clean, Gaussian noise and targeted BIM on the digit network "
+                     "(what `pcrobust evaluate --plugin predify` runs)",
+    "predify-mnist-paper": "the Predify paper's protocol (noise; targeted L∞ BIM on up to 1,000 images right at "
+                           "every timestep) on the digit network",
+}
+
+
+def load(name: str) -> dict[str, Any]:
+    """The tables of the shipped preset ``name``."""
+    return tomllib.loads(files("pcrobust_predify").joinpath("presets", f"{name}.toml").read_text())
