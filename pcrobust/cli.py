@@ -160,19 +160,14 @@ def _finish(results: dict[str, Any], folder: Any) -> None:
     path = write_json(results, folder.path / "results.json")
     written = [path, *write_report(results, folder.path)]
     folder.set_outputs([p.name for p in written])
-    _print_summary(results)
+    _print_summary(results, next((p for p in written if p.name == "report.html"), None))
     click.echo(f"results written to {path}")
 
 
-def _print_summary(results: dict[str, Any]) -> None:
-    ts = results["timesteps"]
-    click.echo(f"{'timestep':<34}" + " ".join(f"{t:>6}" for t in ts))
-    for section in [*results["sections"], *results.get("worst_case", [])]:
-        if not section["series"]:
-            click.echo(f"{section['id']}: {section.get('note', 'no series')}", err=True)
-        for series in section["series"]:
-            label = f"{section['id']} {series['label']}" if series["label"] != section["id"] else series["label"]
-            click.echo(f"{label[:33]:<34}" + " ".join(f"{v:>6.3f}" for v in series["values"]))
+def _print_summary(results: dict[str, Any], report: Path | None = None) -> None:
+    from pcrobust.summary import render_summary
+
+    click.echo(render_summary(results, report), nl=False)
 
 
 @cli.command("plan")

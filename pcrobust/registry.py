@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from pcrobust.attacks import Attack, AttackOptions, Norm
     from pcrobust.datasets import LabeledImages
     from pcrobust.models import TimestepModel
+    from pcrobust.sections import SectionKind  # noqa: F401 (named in the quoted aliases below)
 
 Options = Mapping[str, str]
 
