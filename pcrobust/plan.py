@@ -19,6 +19,7 @@ import tomli_w
 from pydantic import Field
 
 from pcrobust.errors import PcrobustError
+from pcrobust.names import slug
 from pcrobust.schema import Schema, validated
 from pcrobust.sections import Section
 
@@ -105,7 +106,10 @@ def _section(number: int, raw: Any, registries: Registries) -> Section:
     if not isinstance(kind_name, str):
         raise PcrobustError(f"section {number}: missing key 'kind'; available kinds: "
                             f"{', '.join(registries.sections.names())}")
-    kind = registries.sections.get(kind_name)
+    try:
+        kind = registries.sections.get(kind_name)
+    except PcrobustError as exc:
+        raise PcrobustError(f"section {number}: {exc}") from None
     where = f"section {number} ({_section_label(kind, body)})"
     options = validated(kind.options, body, where)
     try:
@@ -116,16 +120,23 @@ def _section(number: int, raw: Any, registries: Registries) -> Section:
 
 
 def _unique_ids(sections: list[Section]) -> tuple[Section, ...]:
-    """Derived ids that repeat get ``#2``, ``#3``...; an explicit ``name`` that repeats is an error."""
-    seen: dict[str, int] = {}
+    """Derived ids that repeat get ``#2``, ``#3``...; an explicit ``name`` that repeats is an error.
+
+    Ids are compared as the file names their units are stored under, so two sections never share files."""
+    taken: dict[str, str] = {}  # slug of an id → the id
     unique = []
     for section in sections:
-        count = seen.get(section.id, 0) + 1
-        seen[section.id] = count
-        if count > 1 and section.options.name:
-            raise PcrobustError(f"{section.where()}: name {section.id!r} is used by an earlier section")
-        unique.append(section if count == 1 else Section(section.number, f"{section.id} #{count}", section.kind,
-                                                         section.options))
+        section_id, count = section.id, 1
+        if section.options.name and slug(section_id) in taken:
+            earlier = taken[slug(section_id)]
+            clash = "" if earlier == section_id else f" (stored under the same name as {earlier!r})"
+            raise PcrobustError(f"{section.where()}: name {section_id!r} is used by an earlier section{clash}")
+        while slug(section_id) in taken:
+            count += 1
+            section_id = f"{section.id} #{count}"
+        taken[slug(section_id)] = section_id
+        unique.append(section if section_id == section.id else Section(section.number, section_id, section.kind,
+                                                                      section.options))
     return tuple(unique)
 
 
