@@ -12,8 +12,8 @@ import click
 
 from pcrobust.errors import PcrobustError, first_line
 from pcrobust.kinds.attack import AttackSectionOptions
-from pcrobust.plan import DataSpec, ModelSpec, RunSpec
 from pcrobust.shorthand import field_help
+from pcrobust.specs import DataSpec, ModelSpec, RunSpec
 
 if TYPE_CHECKING:
     from pcrobust.plan import Plan

@@ -50,7 +50,7 @@ def resolve(host: PluginHost, plan: Plan, progress: bool = True) -> RunContext:
     data = dataset_entry.load(plan.data.split)
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(plan.data.seed))
     timesteps = model.default_timesteps if plan.run.timesteps is None else plan.run.timesteps
-    context = RunContext(plan, host.registries, model, data, device, timesteps,
+    context = RunContext(plan.run, host.registries, model, data, device, timesteps,
                          order[: plan.data.n] if plan.data.n else order, progress)
     for section in plan.sections:
         try:
@@ -100,7 +100,7 @@ def run(host: PluginHost, plan: Plan, folder: RunFolder, *, resume: bool = False
     previous = folder.record() if reused else None
     model = context.model.to(context.device)
     with evaluation_mode(model):
-        units = plan_units(context)
+        units = plan_units(plan.sections, context)
         record = {"plan_digest": digest, "shard": str(shard) if shard else None,
                   "units": _described(units, plan), "facts": facts(host, plan, context),
                   "outputs": previous.get("outputs", []) if previous else []}

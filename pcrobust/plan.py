@@ -13,49 +13,20 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import tomli_w
-from pydantic import Field
 
 from pcrobust.errors import PcrobustError
 from pcrobust.names import slug
-from pcrobust.schema import Schema, validated
-from pcrobust.sections import Section
+from pcrobust.schema import validated
+from pcrobust.sections import Section, SectionKind
+from pcrobust.specs import DataSpec, ModelSpec, RunSpec
 
 if TYPE_CHECKING:
-    from pcrobust.plugins import Registries
+    from pcrobust.registry import Registries
 
-Device = Literal["auto", "cpu", "cuda"]
-IntervalMethod = Literal["wilson", "clopper-pearson"]
 PLAN_KEYS = ("model", "data", "run", "sections")
-
-
-class ModelSpec(Schema):
-    plugin: str = Field(min_length=1, description="model-family plugin, e.g. predify")
-    name: str | None = Field(None, description="model of the plugin (default: the plugin's default model)")
-    weights: str | None = Field(None, description="checkpoint instead of the shipped one")
-    options: dict[str, str | int | float | bool] = Field(default_factory=dict,
-                                                        description="model options, e.g. beta = 0.8")
-    gradient_mode: str | None = Field(None, description="exact or detached, where the model offers it "
-                                                        "(default: the model's)")
-
-
-class DataSpec(Schema):
-    dataset: str | None = Field(None, description="dataset (default: the model's)")
-    split: str = Field("test", description="split of the dataset")
-    n: int | None = Field(None, ge=1, description="images evaluated (default: the whole split)")
-    seed: int = Field(0, ge=0, description="seed of the permutation that orders the split")
-
-
-class RunSpec(Schema):
-    timesteps: int | None = Field(None, ge=0, description="recurrent updates T (default: the model's)")
-    device: Device = Field("auto", description="auto, cpu or cuda")
-    batch_size: int = Field(500, ge=1, description="inputs per forward call")
-    images_per_unit: int = Field(500, ge=1, description="images per stored unit of work")
-    seed: int = Field(0, ge=0, description="seed of every random draw (noise, random starts, targets)")
-    level: float = Field(0.95, gt=0, lt=1, description="confidence level of intervals")
-    interval: IntervalMethod = Field("wilson", description="interval of binomial rates")
 
 
 @dataclass(frozen=True)
@@ -88,7 +59,20 @@ class Plan:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
 
     def to_toml(self) -> str:
-        return tomli_w.dumps(self.to_dict())
+        """The canonical plan as TOML, each section as its own ``[[sections]]`` table."""
+        plan = self.to_dict()
+        if any(isinstance(value, dict) for section in plan["sections"] for table in section.values()
+               if isinstance(table, dict) for value in table.values()):
+            return tomli_w.dumps(plan)  # deeper nesting than one table per section: TOML's general form
+        sections = plan.pop("sections")
+        text = tomli_w.dumps(plan)
+        for section in sections:
+            flat = {key: value for key, value in section.items() if not isinstance(value, dict)}
+            text += "\n[[sections]]\n" + tomli_w.dumps(flat)
+            for key, table in section.items():
+                if isinstance(table, dict):
+                    text += f"\n[sections.{key}]\n" + tomli_w.dumps(table)
+        return text
 
 
 def _section_label(kind: Any, raw: Mapping[str, Any]) -> str:
@@ -110,6 +94,9 @@ def _section(number: int, raw: Any, registries: Registries) -> Section:
         kind = registries.sections.get(kind_name)
     except PcrobustError as exc:
         raise PcrobustError(f"section {number}: {exc}") from None
+    if not isinstance(kind, SectionKind):
+        raise PcrobustError(f"section {number}: kind {kind_name!r} of plugin {kind.plugin!r} is not a "
+                            "pcrobust.sections.SectionKind")
     where = f"section {number} ({_section_label(kind, body)})"
     options = validated(kind.options, body, where)
     try:

@@ -7,29 +7,19 @@ and handed a :class:`~pcrobust.registry.Registrar` bound to its name, so each en
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
 
 import pluggy
 
-from pcrobust import __version__, builtin, hookspecs
+from pcrobust import hookspecs
 from pcrobust.errors import PcrobustError, UnknownNameError, first_line
-from pcrobust.registry import (
-    AttackRegistry,
-    DatasetRegistry,
-    ModelEntry,
-    ModelRegistry,
-    PresetRegistry,
-    Registrar,
-    Registry,
-    SectionRegistry,
-)
+from pcrobust.registry import KINDS, ModelEntry, Registrar, Registries, hook_name
 
 ENTRY_POINT_GROUP = "pcrobust"
 ALLOW_LIST_VARIABLE = "PCROBUST_PLUGINS"
 BUILTIN_NAME = "builtin"
-KINDS = ("datasets", "models", "attacks", "sections", "presets")  # the order in which registries are filled
 
 
 @dataclass(frozen=True)
@@ -39,25 +29,6 @@ class PluginInfo:
     name: str
     distribution: str
     version: str
-
-
-def hook_name(kind: str) -> str:
-    """The hook that fills the registry of ``kind`` (one of :data:`KINDS`)."""
-    return f"pcrobust_register_{kind}"
-
-
-@dataclass
-class Registries:
-    """One registry per kind of entry, filled by the hook of the same name."""
-
-    datasets: DatasetRegistry = field(default_factory=lambda: Registry("dataset"))
-    models: ModelRegistry = field(default_factory=lambda: Registry("model"))
-    attacks: AttackRegistry = field(default_factory=lambda: Registry("attack"))
-    sections: SectionRegistry = field(default_factory=lambda: Registry("section kind"))
-    presets: PresetRegistry = field(default_factory=lambda: Registry("preset"))
-
-    def by_kind(self) -> dict[str, Registry[Any]]:
-        return {kind: getattr(self, kind) for kind in KINDS}
 
 
 def allow_list_from_environment() -> list[str] | None:
@@ -79,7 +50,6 @@ class PluginHost:
         self.manager.add_hookspecs(hookspecs)
         self.info: dict[str, PluginInfo] = {}
         self._registries: Registries | None = None
-        self.register(builtin, BUILTIN_NAME, PluginInfo(BUILTIN_NAME, "pcrobust", __version__))
         self._load_entry_points(allow)
 
     @classmethod
@@ -87,13 +57,16 @@ class PluginHost:
         return cls(allow_list_from_environment())
 
     def _load_entry_points(self, allow: list[str] | None) -> None:
+        """The core's own plugin (entry point ``builtin``) first and always, then the allowed ones by name."""
         found = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+        if BUILTIN_NAME not in found:
+            raise PcrobustError(f"the core's entry point {BUILTIN_NAME!r} is missing: reinstall pcrobust")
         if allow is not None:
             missing = [name for name in allow if name not in found]
             if missing:
                 raise UnknownNameError(f"plugin (from {ALLOW_LIST_VARIABLE})", missing[0], list(found))
-        for name, ep in sorted(found.items()):
-            if allow is not None and name not in allow:
+        for name, ep in sorted(found.items(), key=lambda item: (item[0] != BUILTIN_NAME, item[0])):
+            if allow is not None and name not in allow and name != BUILTIN_NAME:
                 continue
             try:
                 plugin = ep.load()

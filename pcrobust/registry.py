@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     from pcrobust.attacks import Attack, AttackOptions, Norm
     from pcrobust.datasets import LabeledImages
     from pcrobust.models import TimestepModel
-    from pcrobust.sections import SectionKind  # noqa: F401 (named in the quoted aliases below)
 
 Options = Mapping[str, str]
 
@@ -98,6 +97,10 @@ class Entry(Protocol):
     def plugin(self) -> str: ...
 
 
+class SectionEntry(Entry, Protocol):
+    """A section kind as the registry sees it; the plan checks that it is a :class:`~pcrobust.sections.SectionKind`."""
+
+
 E = TypeVar("E", bound=Entry)
 
 
@@ -165,10 +168,32 @@ class Registrar(Generic[E]):
 ModelRegistry = Registry[ModelEntry]
 AttackRegistry = Registry[AttackEntry]
 DatasetRegistry = Registry[DatasetEntry]
-SectionRegistry = Registry["SectionKind"]
+SectionRegistry = Registry[SectionEntry]
 ModelRegistrar = Registrar[ModelEntry]
 AttackRegistrar = Registrar[AttackEntry]
 DatasetRegistrar = Registrar[DatasetEntry]
-SectionRegistrar = Registrar["SectionKind"]
+SectionRegistrar = Registrar[SectionEntry]
 PresetRegistry = Registry[PresetEntry]
 PresetRegistrar = Registrar[PresetEntry]
+
+
+KINDS = ("datasets", "models", "attacks", "sections", "presets")  # the order in which registries are filled
+
+
+def hook_name(kind: str) -> str:
+    """The hook that fills the registry of ``kind`` (one of :data:`KINDS`)."""
+    return f"pcrobust_register_{kind}"
+
+
+@dataclass
+class Registries:
+    """One registry per kind of entry, filled by the hook of the same name."""
+
+    datasets: DatasetRegistry = field(default_factory=lambda: Registry("dataset"))
+    models: ModelRegistry = field(default_factory=lambda: Registry("model"))
+    attacks: AttackRegistry = field(default_factory=lambda: Registry("attack"))
+    sections: SectionRegistry = field(default_factory=lambda: Registry("section kind"))
+    presets: PresetRegistry = field(default_factory=lambda: Registry("preset"))
+
+    def by_kind(self) -> dict[str, Registry[Any]]:
+        return {kind: getattr(self, kind) for kind in KINDS}

@@ -21,7 +21,7 @@ from pydantic import Field
 from pcrobust.schema import Schema
 
 if TYPE_CHECKING:
-    from pcrobust.plugins import Registries
+    from pcrobust.registry import Registries
     from pcrobust.run.context import RunContext
 
 

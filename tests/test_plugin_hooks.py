@@ -10,8 +10,8 @@ import pytest
 from pcrobust import hookimpl
 from pcrobust.attacks import GradientAttackOptions
 from pcrobust.errors import PcrobustError
-from pcrobust.plugins import KINDS, PluginHost
-from pcrobust.registry import AttackEntry, DatasetEntry
+from pcrobust.plugins import PluginHost
+from pcrobust.registry import KINDS, AttackEntry, DatasetEntry
 from pcrobust_attacks.bim import BIM
 
 

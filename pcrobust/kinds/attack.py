@@ -25,7 +25,7 @@ from pcrobust.sections import Section, SectionKind, SectionOptions, SectionResul
 from pcrobust.targets import TargetMode, choose_targets
 
 if TYPE_CHECKING:
-    from pcrobust.plugins import Registries
+    from pcrobust.registry import Registries
 
 Criterion = Literal["targeted", "untargeted"]
 Selection = Literal["correct-at-every-timestep", "correct-at-t0", "all"]
@@ -114,7 +114,7 @@ class AttackSection(SectionKind):
 
     def units(self, section: Section, context: RunContext) -> list[Unit]:
         chosen = torch.tensor(self._chosen(_options(section), context), dtype=torch.long)
-        return chunk_units(list(chosen.split(context.plan.run.images_per_unit)) if len(chosen) else [])
+        return chunk_units(list(chosen.split(context.run.images_per_unit)) if len(chosen) else [])
 
     def _entry(self, context: RunContext, options: AttackSectionOptions) -> AttackEntry:
         return context.registries.attacks.get(options.attack)

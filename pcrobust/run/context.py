@@ -12,10 +12,10 @@ from torch import Tensor
 from pcrobust.datasets import LabeledImages
 from pcrobust.engine import predict
 from pcrobust.models import TimestepModel
-from pcrobust.plan import Plan
+from pcrobust.specs import RunSpec
 
 if TYPE_CHECKING:
-    from pcrobust.plugins import Registries
+    from pcrobust.registry import Registries
 
 
 @dataclass
@@ -24,7 +24,7 @@ class RunContext:
     evaluation order; it is split into fixed chunks of ``images_per_unit``, and clean logits are computed
     per chunk once (so a selection and the clean section see the same numbers)."""
 
-    plan: Plan
+    run: RunSpec
     registries: Registries
     model: TimestepModel
     data: LabeledImages
@@ -36,15 +36,15 @@ class RunContext:
 
     @property
     def seed(self) -> int:
-        return self.plan.run.seed
+        return self.run.seed
 
     @property
     def batch_size(self) -> int:
-        return self.plan.run.batch_size
+        return self.run.batch_size
 
     def chunks(self) -> list[Tensor]:
         """The evaluated dataset indices in chunks of ``images_per_unit``."""
-        return list(self.evaluated.split(self.plan.run.images_per_unit))
+        return list(self.evaluated.split(self.run.images_per_unit))
 
     def logits(self, images: Tensor, desc: str) -> Tensor:
         """``[T+1, N, K]`` logits of ``images`` (CPU), batched by the plan's batch size."""
@@ -59,7 +59,7 @@ class RunContext:
 
     def clean_logits_of(self, indices: Sequence[int]) -> Tensor:
         """Clean logits ``[T+1, n, K]`` of evaluated images given by dataset index (from their chunks)."""
-        size = self.plan.run.images_per_unit
+        size = self.run.images_per_unit
         position = {int(index): p for p, index in enumerate(self.evaluated.tolist())}
         columns = []
         for index in indices:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
@@ -50,9 +50,9 @@ class Shard:
         return position % self.count == self.index - 1
 
 
-def plan_units(context: RunContext) -> list[tuple[Section, Unit]]:
-    """Every unit of the plan, in plan order (deterministic: the same in every process)."""
-    return [(section, unit) for section in context.plan.sections
+def plan_units(sections: Sequence[Section], context: RunContext) -> list[tuple[Section, Unit]]:
+    """Every unit of the plan's sections, in plan order (deterministic: the same in every process)."""
+    return [(section, unit) for section in sections
             for unit in section.kind.units(section, context)]
 
 

@@ -1,0 +1,39 @@
+"""The tables of a plan that every section shares: the model, the data, the run's settings."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from pcrobust.schema import Schema
+
+Device = Literal["auto", "cpu", "cuda"]
+IntervalMethod = Literal["wilson", "clopper-pearson"]
+
+
+class ModelSpec(Schema):
+    plugin: str = Field(min_length=1, description="model-family plugin, e.g. predify")
+    name: str | None = Field(None, description="model of the plugin (default: the plugin's default model)")
+    weights: str | None = Field(None, description="checkpoint instead of the shipped one")
+    options: dict[str, str | int | float | bool] = Field(default_factory=dict,
+                                                        description="model options, e.g. beta = 0.8")
+    gradient_mode: str | None = Field(None, description="exact or detached, where the model offers it "
+                                                        "(default: the model's)")
+
+
+class DataSpec(Schema):
+    dataset: str | None = Field(None, description="dataset (default: the model's)")
+    split: str = Field("test", description="split of the dataset")
+    n: int | None = Field(None, ge=1, description="images evaluated (default: the whole split)")
+    seed: int = Field(0, ge=0, description="seed of the permutation that orders the split")
+
+
+class RunSpec(Schema):
+    timesteps: int | None = Field(None, ge=0, description="recurrent updates T (default: the model's)")
+    device: Device = Field("auto", description="auto, cpu or cuda")
+    batch_size: int = Field(500, ge=1, description="inputs per forward call")
+    images_per_unit: int = Field(500, ge=1, description="images per stored unit of work")
+    seed: int = Field(0, ge=0, description="seed of every random draw (noise, random starts, targets)")
+    level: float = Field(0.95, gt=0, lt=1, description="confidence level of intervals")
+    interval: IntervalMethod = Field("wilson", description="interval of binomial rates")
