@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import tomli_w
 
 from pcrobust import plots
+from pcrobust.document import as_dict, as_list, is_number, level_of
 
 SCHEMA2 = "pcrobust.results/2"
 FEW_IMAGES = 100
@@ -70,24 +70,20 @@ def _e(value: Any) -> str:
     return escape(str(value), quote=True)
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _minus(text: str) -> str:
     return text.replace("-", "\u2212")
 
 
 def _rate(value: Any) -> str:
-    return f"{value:.3f}" if _is_number(value) else "–"
+    return f"{value:.3f}" if is_number(value) else "–"
 
 
 def _signed(value: Any) -> str:
-    return _minus(f"{value:+.3f}") if _is_number(value) else "–"
+    return _minus(f"{value:+.3f}") if is_number(value) else "–"
 
 
 def _p(value: Any) -> str:
-    if not _is_number(value):
+    if not is_number(value):
         return "–"
     return "< 0.0001" if value < 1e-4 else f"{value:.2g}"
 
@@ -133,19 +129,19 @@ def warnings(results: dict[str, Any]) -> list[str]:
     if results.get("schema") != SCHEMA2:
         found.append(f"the document declares schema {results.get('schema')!r}, not {SCHEMA2}; "
                      "this page may be incomplete")
-    timesteps = plots.as_list(results.get("timesteps"))
-    level = plots.level_of(results)
+    timesteps = as_list(results.get("timesteps"))
+    level = level_of(results)
     unqualified: list[str] = []
     for entry in plots.entries(results):
         name = _entry_name(entry)
-        series = plots.as_list(entry.get("series"))
+        series = as_list(entry.get("series"))
         if not series:
             found.append(f"{name}: no series in this section")
             continue
         if all(s.get("n") == 0 for s in series):
             found.append(f"{name}: no images were scored, so nothing can be concluded")
             continue
-        ns = sorted({s["n"] for s in series if _is_number(s.get("n")) and s["n"] > 0})
+        ns = sorted({s["n"] for s in series if is_number(s.get("n")) and s["n"] > 0})
         if ns and ns[0] < FEW_IMAGES:
             found.append(f"{name}: only n = {ns[0]} images (fewer than {FEW_IMAGES}); "
                          "differences between timesteps must be large to be detected")
@@ -153,7 +149,7 @@ def warnings(results: dict[str, Any]) -> list[str]:
             label = plots.series_label(entry, item) or str(item.get("label", ""))
             values = item.get("values")
             if not (isinstance(values, list) and len(values) == len(timesteps)
-                    and all(_is_number(v) for v in values)):
+                    and all(is_number(v) for v in values)):
                 found.append(f"{name}, {label}: values do not hold one number per timestep")
                 continue
             if item.get("n") == 0:
@@ -162,7 +158,7 @@ def warnings(results: dict[str, Any]) -> list[str]:
             low, high = _band(item.get("interval"))
             if isinstance(low, list) and isinstance(high, list) and low and len(low) == len(high):
                 widths = [(h - lo, t) for t, (lo, h) in enumerate(zip(low, high, strict=True))
-                          if _is_number(lo) and _is_number(h)]
+                          if is_number(lo) and is_number(h)]
                 if widths:
                     width, t = max(widths)
                     if width > WIDE_INTERVAL:
@@ -211,11 +207,11 @@ def _header(results: dict[str, Any]) -> str:
     data_bits = [f"<b>{_e(dataset_name)}</b>"]
     if dataset.get("split"):
         data_bits.append(f"split {_e(dataset['split'])}")
-    if _is_number(dataset.get("n_evaluated")):
-        of = f" of {_e(dataset['size'])}" if _is_number(dataset.get("size")) else ""
+    if is_number(dataset.get("n_evaluated")):
+        of = f" of {_e(dataset['size'])}" if is_number(dataset.get("size")) else ""
         data_bits.append(f"{_e(dataset['n_evaluated'])}{of} images evaluated")
     sections = plots.entries(results)
-    plan_sections = plots.as_list(plan.get("sections"))
+    plan_sections = as_list(plan.get("sections"))
     plan_bits = [f"{len(plan_sections) or len(results.get('sections', []))} sections"]
     if results.get("plan_digest"):
         plan_bits.append(f"digest <code>{_e(str(results['plan_digest'])[:16])}…</code>")
@@ -224,7 +220,7 @@ def _header(results: dict[str, Any]) -> str:
         plan_bits.append(f"timesteps {_e(span)} ({len(timesteps)})")
     if stats:
         level = stats.get("level")
-        level_text = f"{level:.0%}" if _is_number(level) else "?"
+        level_text = f"{level:.0%}" if is_number(level) else "?"
         method = plots.INTERVAL_NAMES.get(str(stats.get("interval")), str(stats.get("interval", "?")))
         correction = str(stats.get("correction", "no"))
         correction = {"holm": "Holm"}.get(correction, correction)
@@ -253,7 +249,7 @@ def _warnings_html(results: dict[str, Any]) -> str:
 
 
 def _threat_model(entry: dict[str, Any]) -> str:
-    attack = plots.as_dict(entry.get("attack"))
+    attack = as_dict(entry.get("attack"))
     rows: list[tuple[str, str]] = []
     if attack.get("name"):
         kind = "targeted" if attack.get("targeted") else "untargeted" if "targeted" in attack else ""
@@ -266,7 +262,7 @@ def _threat_model(entry: dict[str, Any]) -> str:
         rows.append(("norm", _e(plots.norm_label(plots.entry_norm(entry)))))
     epsilons = [plots.epsilon_label(float(s["key"]["epsilon"]), plots.entry_norm(entry))
                 for s in entry.get("series", []) if isinstance(s.get("key"), dict)
-                and _is_number(s["key"].get("epsilon"))]
+                and is_number(s["key"].get("epsilon"))]
     if epsilons:
         rows.append(("ε (pixel units of [0, 1] images)", _e(", ".join(epsilons))))
     readouts = [f"{what} {entry[key]}" for what, key in (("attacked", "attacked_readout"),
@@ -300,10 +296,10 @@ def _verdict_class(text: str) -> str:
 
 def _series_table(entry: dict[str, Any], item: dict[str, Any], timesteps: list[Any], level: float) -> str:
     alpha = 1 - level
-    vs_t0 = plots.as_dict(item.get("vs_t0"))
+    vs_t0 = as_dict(item.get("vs_t0"))
     low, high = _band(item.get("interval"))
     change_low, change_high = _band(vs_t0.get("change_interval"))
-    values = plots.as_list(item.get("values"))
+    values = as_list(item.get("values"))
     counts = item.get("counts")
     n = item.get("n")
     has_interval = isinstance(low, list)
@@ -326,14 +322,14 @@ def _series_table(entry: dict[str, Any], item: dict[str, Any], timesteps: list[A
         value = _at(values, t)
         first = _at(values, 0)
         p_adj = _at(vs_t0.get("p_adjusted"), t)
-        significant = t > 0 and _is_number(p_adj) and p_adj < alpha
+        significant = t > 0 and is_number(p_adj) and p_adj < alpha
         mark = ' class="sig"' if significant else ""
         count = _at(counts, t)
         cells = [f"<td>{_e(step)}</td>", f"<td>{_rate(value)}</td>",
                  f"<td>{_e(count) if count is not None else '–'} / {_e(n) if n is not None else '–'}</td>"]
         if has_interval:
             cells.append(f"<td>[{_rate(_at(low, t))}, {_rate(_at(high, t))}]</td>")
-        change = value - first if _is_number(value) and _is_number(first) else None
+        change = value - first if is_number(value) and is_number(first) else None
         cells.append(f"<td{mark}>{_signed(change)}</td>")
         if isinstance(change_low, list):
             cells.append(f"<td>[{_signed(_at(change_low, t))}, {_signed(_at(change_high, t))}]</td>")
@@ -356,7 +352,7 @@ def _png_uri(fig: Any) -> str:
 
 
 def _entry_html(results: dict[str, Any], entry: dict[str, Any], stem: str, timesteps: list[Any]) -> str:
-    level = plots.level_of(results)
+    level = level_of(results)
     name = _entry_name(entry)
     meta = " · ".join(f"{label} {_e(entry[key])}" for label, key in (("id", "id"), ("kind", "kind"),
                                                                       ("plugin", "plugin")) if entry.get(key))
@@ -364,7 +360,7 @@ def _entry_html(results: dict[str, Any], entry: dict[str, Any], stem: str, times
     if entry.get("protocol"):
         parts.append(f"<p>{_e(entry['protocol'])}</p>")
     parts.append(_threat_model(entry))
-    series = plots.as_list(entry.get("series"))
+    series = as_list(entry.get("series"))
     if not series:
         parts.append('<p class="empty">This section has no series.</p></section>')
         return "".join(parts)
@@ -378,7 +374,7 @@ def _entry_html(results: dict[str, Any], entry: dict[str, Any], stem: str, times
             verdicts.append(f'<li><b>{_e(label)}</b>: <span class="empty">no verdict in the document</span></li>')
     parts.append(f'<ul class="verdicts">{"".join(verdicts)}</ul>')
     model = (results.get("model") or {}).get("name")
-    ints = [int(t) for t in timesteps if _is_number(t)]
+    ints = [int(t) for t in timesteps if is_number(t)]
     if len(ints) == len(timesteps) and ints:
         figures = plots.section_figures(entry, ints, model, level, plots.interval_name(results))
         images = "".join(f'<figure><img alt="{_e(name)}: {"change from t=0" if kind == "change" else "per timestep"}"'
@@ -445,7 +441,7 @@ def render_html(results: dict[str, Any]) -> str:
     ``metric``, ``higher_is_better``, ``n``, ``counts``, ``values``, and when present ``interval``, ``vs_t0``
     and ``verdict``.
     """
-    timesteps = plots.as_list(results.get("timesteps"))
+    timesteps = as_list(results.get("timesteps"))
     model = (results.get("model") or {}).get("name", "model")
     dataset = (results.get("dataset") or {}).get("name", "dataset")
     body = [_header(results), _warnings_html(results)]

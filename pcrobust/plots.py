@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from pcrobust.document import as_dict, is_number, level_of
 from pcrobust.errors import PcrobustError
 from pcrobust.names import slug
 
@@ -90,22 +91,8 @@ def series_label(entry: dict[str, Any], series: dict[str, Any]) -> str:
     return f"{norm_label(norm)} {epsilon_label(float(epsilon), norm)}".strip()
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def as_dict(value: Any) -> dict[str, Any]:
-    """``value`` when it is a dict, else an empty one (documents from disk may hold anything)."""
-    return value if isinstance(value, dict) else {}
-
-
-def as_list(value: Any) -> list[Any]:
-    """``value`` when it is a list, else an empty one."""
-    return value if isinstance(value, list) else []
-
-
 def _numbers(values: Any, width: int) -> list[float] | None:
-    if isinstance(values, list) and len(values) == width and all(_is_number(v) for v in values):
+    if isinstance(values, list) and len(values) == width and all(is_number(v) for v in values):
         return [float(v) for v in values]
     return None
 
@@ -118,7 +105,7 @@ def _band(interval: Any, width: int) -> tuple[list[float], list[float]] | None:
 
 
 def _n_text(entry: dict[str, Any]) -> str:
-    ns = sorted({int(s["n"]) for s in entry.get("series", []) if _is_number(s.get("n"))})
+    ns = sorted({int(s["n"]) for s in entry.get("series", []) if is_number(s.get("n"))})
     if not ns:
         return "n not recorded"
     return f"n={ns[0]}" if len(ns) == 1 else f"n={ns[0]}–{ns[-1]}"
@@ -164,12 +151,6 @@ def interval_name(results: dict[str, Any]) -> str:
     if not isinstance(method, str) or not method:
         return ""
     return INTERVAL_NAMES.get(method, method)
-
-
-def level_of(results: dict[str, Any]) -> float:
-    """``statistics.level`` when it is usable, else 0.95."""
-    level = (results.get("statistics") or {}).get("level", 0.95)
-    return float(level) if _is_number(level) and 0 < level < 1 else 0.95
 
 
 def _new_figure() -> Figure:

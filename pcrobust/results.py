@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pcrobust.document import is_number
 from pcrobust.errors import PcrobustError
 from pcrobust.files import atomic_write_json, atomic_write_text
 
@@ -58,10 +59,6 @@ def upgrade_schema_1(old: dict[str, Any]) -> dict[str, Any]:
     return {**upgraded, "schema": SCHEMA, "upgraded_from": SCHEMA_1, "sections": sections, "worst_case": []}
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def validate_results(results: Any, where: str) -> dict[str, Any]:
     """Check the shape a reader relies on; any problem is a one-line :class:`PcrobustError`."""
     if not isinstance(results, dict) or results.get("schema") not in (SCHEMA, SCHEMA_1):
@@ -82,7 +79,7 @@ def validate_results(results: Any, where: str) -> dict[str, Any]:
             raise PcrobustError(f"{where}: every section needs an 'id' and a list of 'series'")
         for series in entry["series"]:
             values = series.get("values") if isinstance(series, dict) else None
-            if not (isinstance(values, list) and len(values) == len(timesteps) and all(map(_is_number, values))):
+            if not (isinstance(values, list) and len(values) == len(timesteps) and all(map(is_number, values))):
                 raise PcrobustError(f"{where}: {entry['id']}: series {series.get('label', '?')!r} must hold one "
                                     "number per timestep")
     return document

@@ -14,7 +14,6 @@ statistics fields (older files) get the values alone; a section without series s
 from __future__ import annotations
 
 import io
-import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -24,32 +23,15 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from pcrobust.document import as_dict, as_list, is_number, level_of
+
 DEFAULT_WIDTH = 120
-DEFAULT_LEVEL = 0.95
 MARK = "*"
 INTERVAL_NAMES = {"wilson": "Wilson", "clopper-pearson": "Clopper-Pearson"}
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
 def _at(values: Any, position: int) -> Any:
     return values[position] if isinstance(values, list) and 0 <= position < len(values) else None
-
-
-def level_of(results: dict[str, Any]) -> float:
-    """``statistics.level`` when it is usable, else 0.95."""
-    level = _dict(results.get("statistics")).get("level", DEFAULT_LEVEL)
-    return float(level) if _is_number(level) and 0 < level < 1 else DEFAULT_LEVEL
 
 
 def _percent(level: float) -> str:
@@ -57,19 +39,19 @@ def _percent(level: float) -> str:
 
 
 def _rate(value: Any) -> str:
-    return f"{value:.3f}" if _is_number(value) else "–"
+    return f"{value:.3f}" if is_number(value) else "–"
 
 
 def _significant(series: dict[str, Any], position: int, alpha: float) -> bool:
     """Whether timestep ``position`` (> 0) differs from t = 0: Holm-adjusted p below ``alpha``."""
-    p = _at(_dict(series.get("vs_t0")).get("p_adjusted"), position)
-    return position > 0 and _is_number(p) and p < alpha
+    p = _at(as_dict(series.get("vs_t0")).get("p_adjusted"), position)
+    return position > 0 and is_number(p) and p < alpha
 
 
 def _interval(series: dict[str, Any], position: int) -> str:
-    interval = _dict(series.get("interval"))
+    interval = as_dict(series.get("interval"))
     low, high = _at(interval.get("low"), position), _at(interval.get("high"), position)
-    return f"{low:.3f}–{high:.3f}" if _is_number(low) and _is_number(high) else ""
+    return f"{low:.3f}–{high:.3f}" if is_number(low) and is_number(high) else ""
 
 
 def _n_text(value: Any) -> str:
@@ -100,7 +82,7 @@ def _section_table(series: list[dict[str, Any]], timesteps: list[Any], positions
     last = len(timesteps) - 1
     interval_label = f"  {_percent(level)} CI"
     labels = [str(item.get("label", "")) for item in series]
-    has_intervals = any(_dict(item.get("interval")) for item in series)
+    has_intervals = any(as_dict(item.get("interval")) for item in series)
     widest = max([len(label) for label in labels] + [len(interval_label) if has_intervals else 0, len("series")])
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 0, 0, 1), expand=False)
     table.add_column("series", justify="left", no_wrap=True, min_width=widest)
@@ -109,10 +91,10 @@ def _section_table(series: list[dict[str, Any]], timesteps: list[Any], positions
     for position in positions:
         table.add_column(f"t={timesteps[position]}", justify="right", no_wrap=True)
     for label, item in zip(labels, series, strict=True):
-        values = _list(item.get("values"))
+        values = as_list(item.get("values"))
         cells = [f"{_rate(_at(values, p))}{MARK if _significant(item, p, alpha) else ' '}" for p in positions]
         table.add_row(label, *([_n_text(item.get("n"))] if per_series_n else []), *cells)
-        if _dict(item.get("interval")):
+        if as_dict(item.get("interval")):
             bands = [f"{_interval(item, p)} " if p in (0, last) and _interval(item, p) else "" for p in positions]
             table.add_row(Text(interval_label, style="dim"), *([""] if per_series_n else []), *bands)
     return table
@@ -154,7 +136,7 @@ def _shared_n(entry: dict[str, Any], series: list[dict[str, Any]]) -> tuple[Any,
 
 
 def _footnote(results: dict[str, Any], level: float, tested: bool, with_intervals: bool) -> list[str]:
-    stats = _dict(results.get("statistics"))
+    stats = as_dict(results.get("statistics"))
     lines = []
     if tested:
         test = stats.get("paired_test") or "paired test against t=0"
@@ -182,13 +164,13 @@ def render_summary(results: dict[str, Any], report_path: Path | None, width: int
     buffer = io.StringIO()
     console = Console(file=buffer, width=max(width, 20), force_terminal=False, color_system=None,
                       highlight=False, emoji=False, markup=False)
-    timesteps = _list(results.get("timesteps"))
+    timesteps = as_list(results.get("timesteps"))
     level = level_of(results)
     tested = with_intervals = False
-    entries = [*_list(results.get("sections")), *_list(results.get("worst_case"))]
+    entries = [*as_list(results.get("sections")), *as_list(results.get("worst_case"))]
     for index, entry in enumerate(entries):
-        entry = _dict(entry)
-        series = [s for s in _list(entry.get("series")) if isinstance(s, dict)]
+        entry = as_dict(entry)
+        series = [s for s in as_list(entry.get("series")) if isinstance(s, dict)]
         shared_n, per_series_n = _shared_n(entry, series)
         if index:
             console.print()
@@ -196,8 +178,8 @@ def render_summary(results: dict[str, Any], report_path: Path | None, width: int
         if not series:
             console.print(Text(f"  {entry.get('note') or 'no series'}"))
             continue
-        tested = tested or any(_dict(s.get("vs_t0")).get("p_adjusted") for s in series)
-        with_intervals = with_intervals or any(_dict(s.get("interval")) for s in series)
+        tested = tested or any(as_dict(s.get("vs_t0")).get("p_adjusted") for s in series)
+        with_intervals = with_intervals or any(as_dict(s.get("interval")) for s in series)
         for block, table in enumerate(_section_tables(console, series, timesteps, level, per_series_n)):
             if block:
                 console.print()

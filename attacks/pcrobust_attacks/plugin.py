@@ -6,6 +6,7 @@ from pcrobust.attacks import GradientAttackOptions
 from pcrobust.hookspecs import hookimpl
 from pcrobust.registry import AttackEntry, AttackRegistrar
 from pcrobust_attacks.bim import BIM
+from pcrobust_attacks.rpgd import RPGD, RPGDOptions
 
 
 @hookimpl
@@ -17,4 +18,12 @@ def pcrobust_register_attacks(registry: AttackRegistrar) -> None:
         options=GradientAttackOptions,
         norms=("linf",),
         default_epsilons={"linf": (0.1, 0.2, 0.3)},
+    ))
+    registry.add(AttackEntry(
+        name="rpgd",
+        description="L2 PGD with a random start uniform in the ε-ball (Madry et al.), restarts optional",
+        build=RPGD,
+        options=RPGDOptions,
+        norms=("l2",),
+        default_epsilons={"l2": (0.5, 1.0, 2.0)},
     ))
