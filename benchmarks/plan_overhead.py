@@ -36,7 +36,7 @@ from pcrobust.engine import (
     standard_normal_per_image,
 )
 from pcrobust.evaluation import run
-from pcrobust.kinds.attack import AttackSectionOptions
+from pcrobust.kinds.attack_options import AttackSectionOptions
 from pcrobust.kinds.noise import NoiseOptions
 from pcrobust.models import evaluation_mode
 from pcrobust.plan import Plan, parse_plan

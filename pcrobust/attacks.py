@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, final, get_args
+from typing import Any, final
 
 import torch
 from pydantic import Field
@@ -16,10 +16,8 @@ from torch import Tensor
 
 from pcrobust.schema import Schema
 from pcrobust.seeding import per_item_draws
+from pcrobust.vocabulary import Norm
 
-Norm = Literal["linf", "l2"]
-NORMS: tuple[Norm, ...] = get_args(Norm)
-NORM_SYMBOLS: dict[str, str] = {"linf": "L∞", "l2": "L2"}
 LogitsFn = Callable[[Tensor], Tensor]
 
 

@@ -11,7 +11,7 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 
 from pcrobust.errors import PcrobustError, first_line
-from pcrobust.kinds.attack import AttackSectionOptions
+from pcrobust.kinds.attack_options import AttackSectionOptions
 from pcrobust.shorthand import field_help
 from pcrobust.specs import DataSpec, ModelSpec, RunSpec
 

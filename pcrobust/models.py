@@ -6,13 +6,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-Readout = Literal["t", "avg", "last"]
-READOUTS: tuple[Readout, ...] = ("t", "avg", "last")
+from pcrobust.vocabulary import Readout
 
 
 @dataclass

@@ -20,10 +20,11 @@ from matplotlib.patches import Patch
 from pcrobust.document import as_dict, is_number, level_of
 from pcrobust.errors import PcrobustError
 from pcrobust.names import slug
+from pcrobust.vocabulary import NORM_SYMBOLS
 
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf")
-NORMS = {"linf": "L∞", "l2": "L2", "l1": "L1", "l0": "L0"}
+NORMS = {**NORM_SYMBOLS, "l1": "L1", "l0": "L0"}  # documents may name norms of third-party attacks
 FIGSIZE = (6.4, 4.4)
 DPI = 120
 _MAX_TICKS = 16

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, get_args
 
 import torch
 from torch import Tensor
 
 from pcrobust.seeding import derived_seed
+from pcrobust.vocabulary import TARGET_MODES, TargetMode
 
-TargetMode = Literal["shift", "random", "least-likely"]
-TARGET_MODES: tuple[TargetMode, ...] = get_args(TargetMode)
 RANDOM_TARGET_STREAM = 7  # separates target draws from every other per-image stream of a run's seed
 
 

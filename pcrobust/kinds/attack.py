@@ -7,49 +7,25 @@ the robust accuracy (the argmax is still the label). The attack's own options ar
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from pydantic import Field
 
-from pcrobust.attacks import NORM_SYMBOLS, Norm, epsilon_problem
+from pcrobust.attacks import epsilon_problem
 from pcrobust.engine import attack_per_timestep
 from pcrobust.errors import PcrobustError
+from pcrobust.kinds.attack_options import SELECTION_RULES, AttackSectionOptions
 from pcrobust.kinds.common import chunk_units
-from pcrobust.models import Readout
 from pcrobust.registry import AttackEntry
 from pcrobust.run.context import RunContext
 from pcrobust.schema import validated
 from pcrobust.sections import Section, SectionKind, SectionOptions, SectionResult, Series, Unit
-from pcrobust.targets import TargetMode, choose_targets
+from pcrobust.targets import choose_targets
+from pcrobust.vocabulary import NORM_SYMBOLS
 
 if TYPE_CHECKING:
     from pcrobust.registry import Registries
-
-Criterion = Literal["targeted", "untargeted"]
-Selection = Literal["correct-at-every-timestep", "correct-at-t0", "all"]
-SELECTION_RULES: dict[str, str] = {
-    "correct-at-every-timestep": "the first n evaluated images classified correctly at every timestep 0..T",
-    "correct-at-t0": "the first n evaluated images classified correctly by the feedforward pass (t = 0)",
-    "all": "the first n evaluated images",
-}
-
-
-class AttackSectionOptions(SectionOptions):
-    attack: str = Field("bim", min_length=1, description="attack name")
-    norm: Norm | None = Field(None, description="threat model (default: the attack's first norm)")
-    epsilons: tuple[Annotated[float, Field(gt=0)], ...] | None = Field(
-        None, min_length=1, description="budgets in pixel units of images in [0, 1] (default: the attack's grid)")
-    criterion: Criterion = Field("targeted", description="targeted (success rate) or untargeted (robust accuracy)")
-    target_mode: TargetMode = Field("shift", description="shift, random or least-likely (targeted only)")
-    target_shift: int = Field(1, description="k in target = (y + k) mod K")
-    readout: Readout = Field("t", description="attacked readout: t (each timestep), avg or last")
-    gradient_mode: str | None = Field(None, description="gradient mode of the model (default: the plan's)")
-    n: int = Field(100, ge=1, description="images to attack")
-    selection: Selection = Field("correct-at-every-timestep", description="how the attacked images are chosen")
-    options: dict[str, Any] = Field(default_factory=dict, description="the attack's own options")
-
 
 def _options(section: Section) -> AttackSectionOptions:
     assert isinstance(section.options, AttackSectionOptions)
