@@ -11,10 +11,11 @@ import numpy as np
 import torch
 
 from pcrobust import __version__
+from pcrobust.contract import check_timestep_contract
 from pcrobust.datasets import sha256_of
 from pcrobust.engine import resolve_device
 from pcrobust.errors import PcrobustError
-from pcrobust.models import evaluation_mode
+from pcrobust.models import TimestepModel, evaluation_mode
 from pcrobust.plan import Plan
 from pcrobust.plugins import PluginHost
 from pcrobust.run.assemble import assemble
@@ -42,6 +43,9 @@ def resolve(host: PluginHost, plan: Plan, progress: bool = True) -> RunContext:
         raise PcrobustError(str(exc)) from None
     weights = Path(plan.model.weights) if plan.model.weights else None
     model = entry.build(weights, plan.model_options())
+    if not isinstance(model, TimestepModel):
+        raise PcrobustError(f"model {entry.name!r} of plugin {entry.plugin!r} built a {type(model).__name__}, "
+                            "not a pcrobust.models.TimestepModel")
     if plan.model.gradient_mode is not None:
         try:
             model.set_gradient_mode(plan.model.gradient_mode)
@@ -50,6 +54,9 @@ def resolve(host: PluginHost, plan: Plan, progress: bool = True) -> RunContext:
     data = dataset_entry.load(plan.data.split)
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(plan.data.seed))
     timesteps = model.default_timesteps if plan.run.timesteps is None else plan.run.timesteps
+    with evaluation_mode(model.to(device)):
+        check_timestep_contract(model, data.images, data.num_classes, timesteps, device,
+                                f"model {entry.name!r} of plugin {entry.plugin!r}")
     context = RunContext(plan.run, host.registries, model, data, device, timesteps,
                          order[: plan.data.n] if plan.data.n else order, progress)
     for section in plan.sections:
