@@ -75,14 +75,15 @@ def worst_case(results: Sequence[tuple[Section, SectionResult]], plan: Plan) -> 
     return entries
 
 
-def stored_outcomes(folder: RunFolder, section: Section, keys: Sequence[str], units: Mapping[str, Unit],
+def stored_outcomes(folder: RunFolder, section: Section, units: Sequence[Unit],
                     digest: str) -> list[tuple[Unit, Mapping[str, Any]]]:
+    """Each unit with its stored outcome, in unit order; a missing one is an error."""
     outcomes: list[tuple[Unit, Mapping[str, Any]]] = []
-    for key in keys:
-        outcome = folder.load_unit(section.id, key, digest)
+    for unit in units:
+        outcome = folder.load_unit(section.id, unit.key, digest)
         if outcome is None:
-            raise PcrobustError(f"{folder.path}: unit {key!r} of {section.where()} is missing")
-        outcomes.append((units[key], outcome))
+            raise PcrobustError(f"{folder.path}: unit {unit.key!r} of {section.where()} is missing")
+        outcomes.append((unit, outcome))
     return outcomes
 
 
@@ -93,9 +94,8 @@ def assemble(plan: Plan, folder: RunFolder, record: Mapping[str, Any]) -> dict[s
     timesteps = len(facts["timesteps"]) - 1
     results = []
     for section in plan.sections:
-        described = record["units"][section.id]
-        units = {item["key"]: Unit(item["key"], tuple(item["indices"]), item["params"]) for item in described}
-        outcomes = stored_outcomes(folder, section, list(units), units, digest)
+        units = [Unit(item["key"], tuple(item["indices"]), item["params"]) for item in record["units"][section.id]]
+        outcomes = stored_outcomes(folder, section, units, digest)
         results.append((section, section.kind.assemble(section, outcomes, timesteps)))
     return {
         "schema": SCHEMA,
