@@ -7,6 +7,7 @@ from pcrobust.hookspecs import hookimpl
 from pcrobust.registry import AttackEntry, AttackRegistrar
 from pcrobust_attacks.bim import BIM
 from pcrobust_attacks.rpgd import RPGD, RPGDOptions
+from pcrobust_attacks.spsa import SPSA, SPSAOptions
 
 
 @hookimpl
@@ -26,4 +27,12 @@ def pcrobust_register_attacks(registry: AttackRegistrar) -> None:
         options=RPGDOptions,
         norms=("l2",),
         default_epsilons={"l2": (0.5, 1.0, 2.0)},
+    ))
+    registry.add(AttackEntry(
+        name="spsa",
+        description="SPSA, L∞, gradient-free (Uesato et al.): Adam on Rademacher estimates of the margin loss",
+        build=SPSA,
+        options=SPSAOptions,
+        norms=("linf",),
+        default_epsilons={"linf": (0.1, 0.2, 0.3)},
     ))

@@ -63,7 +63,7 @@ class AttackSection(SectionKind):
             raise PcrobustError(f"{sorted(given)[0]} applies to targeted attacks only")
         attack_options = validated(entry.options, options.options, "options")
         return options.model_copy(update={"norm": norm, "epsilons": tuple(epsilons),
-                                          "options": attack_options.model_dump(mode="json")})
+                                          "options": attack_options.model_dump(mode="json", exclude_none=True)})
 
     def check(self, options: SectionOptions, context: RunContext) -> None:
         assert isinstance(options, AttackSectionOptions)
