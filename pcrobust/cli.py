@@ -162,6 +162,8 @@ def _finish(results: dict[str, Any], folder: Any) -> None:
     folder.set_outputs([p.name for p in written])
     _print_summary(results, next((p for p in written if p.name == "report.html"), None))
     click.echo(f"results written to {path}")
+    for message in results["provenance"].get("plugins_left_out", {}).values():
+        click.echo(f"pcrobust: warning: left out {message}", err=True)
 
 
 def _print_summary(results: dict[str, Any], report: Path | None = None) -> None:
@@ -239,12 +241,18 @@ def check(ctx: click.Context, results_file: str, baseline: str, tolerance: float
 def plugins(as_json: bool) -> None:
     """List installed plugins, their versions and what they register."""
     host = _host()
+    host.registries  # noqa: B018 - filling the registries may leave out plugins whose hooks fail
     listing = [{"name": info.name, "distribution": info.distribution, "version": info.version,
-                **host.registered_by(info.name)} for info in host.info.values()]
+                **({"left_out": host.broken[info.name]} if info.name in host.broken else host.registered_by(info.name))}
+               for info in host.info.values()]
+    listing += [{"name": name, "left_out": why} for name, why in host.broken.items() if name not in host.info]
     if as_json:
         click.echo(json.dumps(listing, indent=2))
         return
     for item in listing:
+        if "left_out" in item:
+            click.echo(f"{item['name']}: left out: {item['left_out']}")
+            continue
         click.echo(f"{item['name']} ({item['distribution']} {item['version']})")
         for kind, names in item.items():
             if isinstance(names, list) and names:

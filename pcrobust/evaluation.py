@@ -78,7 +78,8 @@ def facts(host: PluginHost, plan: Plan, context: RunContext) -> dict[str, Any]:
         "dataset": {**context.data.describe(), "n_evaluated": len(context.evaluated), "selection": SELECTION_RULE},
         "provenance": {
             "pcrobust": __version__,
-            "plugins": {name: info.version for name, info in host.info.items()},
+            "plugins": {name: info.version for name, info in host.info.items() if name not in host.broken},
+            "plugins_left_out": dict(host.broken),
             "torch": str(torch.__version__),
             "numpy": np.__version__,
             "python": platform.python_version(),

@@ -49,6 +49,7 @@ class PluginHost:
         self.manager = pluggy.PluginManager(ENTRY_POINT_GROUP)
         self.manager.add_hookspecs(hookspecs)
         self.info: dict[str, PluginInfo] = {}
+        self.broken: dict[str, str] = {}  # plugin name → why it was left out (one line)
         self._registries: Registries | None = None
         self._load_entry_points(allow)
 
@@ -57,7 +58,10 @@ class PluginHost:
         return cls(allow_list_from_environment())
 
     def _load_entry_points(self, allow: list[str] | None) -> None:
-        """The core's own plugin (entry point ``builtin``) first and always, then the allowed ones by name."""
+        """The core's own plugin (entry point ``builtin``) first and always, then the allowed ones by name.
+
+        A plugin that fails to load or to register is left out and recorded in :attr:`broken`; the others load.
+        """
         found = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
         if BUILTIN_NAME not in found:
             raise PcrobustError(f"the core's entry point {BUILTIN_NAME!r} is missing: reinstall pcrobust")
@@ -70,11 +74,14 @@ class PluginHost:
                 continue
             try:
                 plugin = ep.load()
+                dist = ep.dist
+                self.register(plugin, name, PluginInfo(name, dist.name if dist else "?", dist.version if dist else "?"))
+            except PcrobustError as exc:
+                self.broken[name] = str(exc)
             except Exception as exc:  # any import-time failure: name the plugin that broke, in one line
-                raise PcrobustError(f"plugin {name!r} failed to load: {first_line(exc)}") from exc
-            dist = ep.dist
-            info = PluginInfo(name, dist.name if dist else "?", dist.version if dist else "?")
-            self.register(plugin, name, info)
+                self.broken[name] = f"plugin {name!r} failed to load: {first_line(exc)}"
+        if BUILTIN_NAME in self.broken:
+            raise PcrobustError(self.broken[BUILTIN_NAME])
 
     def register(self, plugin: object, name: str, info: PluginInfo | None = None) -> None:
         """Register a plugin object by hand (tests, notebooks); entry points do this automatically.
@@ -103,24 +110,37 @@ class PluginHost:
         return self._registries
 
     def _collect(self) -> Registries:
-        registries = Registries()
-        for kind, registry in registries.by_kind().items():
-            for name in self.info:
-                self._call(hook_name(kind), name, Registrar(registry, name))
-        return registries
+        """Fill the registries kind by kind; a plugin whose hook fails is left out with all its entries and
+        recorded in :attr:`broken`, and the registries are filled again without it."""
+        while True:
+            registries = Registries()
+            try:
+                for kind, registry in registries.by_kind().items():
+                    for name in self.info:
+                        if name not in self.broken:
+                            self._call(hook_name(kind), name, Registrar(registry, name))
+                return registries
+            except _PluginFailed as failure:
+                if failure.plugin == BUILTIN_NAME:
+                    raise PcrobustError(failure.message) from None
+                self.broken[failure.plugin] = failure.message
 
     def _call(self, hook: str, name: str, registrar: Registrar[Any]) -> None:
-        """Call ``hook`` of the plugin called ``name`` alone; a failure other than a user error names the plugin."""
+        """Call ``hook`` of the plugin called ``name`` alone; any failure names the plugin, in one line."""
         mine = self.manager.get_plugin(name)
         others = [plugin for plugin in self.manager.get_plugins() if plugin is not mine]
         try:
             self.manager.subset_hook_caller(hook, remove_plugins=others)(registry=registrar)
-        except PcrobustError:
-            raise
+        except PcrobustError as exc:
+            raise _PluginFailed(name, f"plugin {name!r}: {exc}") from exc
         except Exception as exc:  # a broken plugin: name it, in one line
-            raise PcrobustError(f"plugin {name!r} failed in {hook}: {first_line(exc)}") from exc
+            raise _PluginFailed(name, f"plugin {name!r} failed in {hook}: {first_line(exc)}") from exc
 
     def plugin(self, name: str) -> PluginInfo:
+        """The installed plugin ``name``; a plugin that was left out is an error saying why."""
+        self.registries  # noqa: B018 - collecting may leave out plugins whose hooks fail
+        if name in self.broken:
+            raise PcrobustError(self.broken[name])
         if name not in self.info:
             raise UnknownNameError("plugin", name, [n for n in self.info if n != BUILTIN_NAME])
         return self.info[name]
@@ -143,6 +163,14 @@ class PluginHost:
         """What ``plugin`` registered, by kind."""
         return {kind: sorted(e.name for e in registry if e.plugin == plugin)
                 for kind, registry in self.registries.by_kind().items()}
+
+
+class _PluginFailed(Exception):
+    """A plugin's hook failed while the registries were filled."""
+
+    def __init__(self, plugin: str, message: str) -> None:
+        super().__init__(message)
+        self.plugin, self.message = plugin, message
 
 
 def _unknown_hook(manager: pluggy.PluginManager, plugin: object) -> str:

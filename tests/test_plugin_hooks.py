@@ -139,8 +139,9 @@ def test_a_section_kind_that_cannot_be_attributed_is_a_one_line_error(section, p
         def pcrobust_register_sections(self, registry):
             registry.add(section)
 
-    with pytest.raises(PcrobustError, match=f"^section kind 'odd' of plugin 'odd' {problem}"):
-        host_with(odd=Odd()).registries.sections.names()
+    host = host_with(odd=Odd())
+    with pytest.raises(PcrobustError, match=f"^plugin 'odd': section kind 'odd' of plugin 'odd' {problem}"):
+        host.plugin("odd")
 
 
 def test_a_misspelt_hook_registered_by_hand_is_refused_and_not_kept():
@@ -174,5 +175,12 @@ def test_a_failing_hook_names_the_plugin_in_one_line():
             registry.add(DatasetEntry(name="d", description="", splits=("test",), load=lambda split: None))
             raise RuntimeError("no data here\nsecond line")
 
+    class Fine:
+        @hookimpl
+        def pcrobust_register_datasets(self, registry):
+            registry.add(DatasetEntry(name="e", description="", splits=("test",), load=lambda split: None))
+
+    host = host_with(broken=Broken(), fine=Fine())
+    assert host.registries.datasets.names() == ["e"], "a broken plugin's entries go, the others' stay"
     with pytest.raises(PcrobustError, match="^plugin 'broken' failed in pcrobust_register_datasets: no data here$"):
-        host_with(broken=Broken()).registries.datasets.names()
+        host.plugin("broken")

@@ -86,8 +86,10 @@ def test_allow_list_loads_only_named_plugins_and_the_core(third_party, monkeypat
 
 def test_a_misspelt_hook_of_an_installed_plugin_names_the_plugin_and_the_hook(install):
     install("from pcrobust import hookimpl\n\n@hookimpl\ndef pcrobust_register_model(registry):\n    pass\n")
+    host = PluginHost()  # the broken plugin is left out; the others load
+    assert "fake" not in host.info and host.registries.models.get("mnist-pnet").plugin == "predify"
     with pytest.raises(PcrobustError) as caught:
-        PluginHost()
+        host.plugin("fake")
     message = str(caught.value)
     assert message.startswith("plugin 'fake' implements unknown hook 'pcrobust_register_model'; known hooks: ")
     assert "pcrobust_register_models" in message and "\n" not in message
@@ -120,8 +122,10 @@ def test_duplicate_entries_are_rejected():
     twice.pcrobust_register_attacks = pcrobust_register_attacks
     host = PluginHost()
     host.register(twice, "twice")
-    with pytest.raises(PcrobustError, match="attack 'bim' is registered twice \\(first by plugin 'attacks'\\)"):
-        host.registries.attacks.names()
+    assert host.registries.attacks.get("bim").plugin == "attacks"  # the later plugin is left out, not the first
+    twice_message = "plugin 'twice': attack 'bim' is registered twice \\(first by plugin 'attacks'\\)"
+    with pytest.raises(PcrobustError, match=twice_message):
+        host.plugin("twice")
 
 
 def test_plugins_command_lists_names_versions_and_entries(cli, third_party):
@@ -141,3 +145,24 @@ def test_every_hook_has_a_docstring():
     hooks = [name for name in dir(hookspecs) if name.startswith("pcrobust_")]
     assert len(hooks) == 5
     assert all(getattr(hookspecs, name).__doc__ for name in hooks)
+
+
+@pytest.mark.parametrize("source, reason", [
+    ("raise ImportError('needs a package that is not installed')",
+     "plugin 'fake' failed to load: needs a package that is not installed"),
+    ("from pcrobust import hookimpl\n\n@hookimpl\ndef pcrobust_register_attacks(registry):\n"
+     "    raise RuntimeError('half-written plugin')\n",
+     "plugin 'fake' failed in pcrobust_register_attacks: half-written plugin"),
+])
+def test_one_broken_plugin_never_stops_the_others(install, cli, tmp_path, source, reason):
+    install(source)
+    code, out, err = cli("evaluate", "--plugin", "predify", "--n-clean", "20", "--timesteps", "0", "--attack",
+                         "none", "--noise-sigmas", "", "--quiet", "--out", str(tmp_path / "r"))
+    assert code == 0 and f"warning: left out {reason}" in err
+    results = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert results["provenance"]["plugins_left_out"] == {"fake": reason}
+    assert "fake" not in results["provenance"]["plugins"]
+    code, out, _ = cli("plugins")
+    assert code == 0 and f"fake: left out: {reason}" in out and "predify (pcrobust" in out
+    code, _, err = cli("evaluate", "--plugin", "fake", "--quiet", "--out", str(tmp_path / "f"))
+    assert code == 2 and err.strip() == f"pcrobust: error: {reason}"
