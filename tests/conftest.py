@@ -79,3 +79,26 @@ def digit_backbone() -> nn.Module:
     net = mnist.DigitNet()
     net.load_state_dict(torch.load(mnist.shipped_weights(), weights_only=True)["backbone"])
     return net
+
+
+def foolbox_targeted_successes(model: PredifyNet, attack: object, x: torch.Tensor, targets: torch.Tensor,
+                               epsilon: float, timesteps: int) -> list[int]:
+    """The reference way: one Foolbox attack per timestep on the model read out at that timestep; targeted
+    successes per timestep. Each adversarial is checked to lie in [0, 1] and in the ε-ball of the attack's norm."""
+    import foolbox as fb
+
+    successes = []
+    for t in range(timesteps + 1):
+        class AtT(nn.Module):
+            def forward(self, z: torch.Tensor, t: int = t) -> torch.Tensor:
+                return model(z, t)[t]
+
+        fmodel = fb.PyTorchModel(AtT().eval(), bounds=(0, 1))
+        _, clipped, success = attack(fmodel, x, fb.criteria.TargetedMisclassification(targets),  # type: ignore[operator]
+                                     epsilons=epsilon)
+        assert clipped.min() >= 0 and clipped.max() <= 1
+        p = attack.distance.p  # type: ignore[attr-defined]
+        size = (clipped - x).flatten(1).norm(p=p, dim=1)
+        assert (size <= epsilon + 1e-5).all()
+        successes.append(int(success.sum()))
+    return successes

@@ -11,6 +11,7 @@ from pcrobust.engine import attack_per_timestep
 from pcrobust.models import evaluation_mode
 from pcrobust.targets import choose_targets
 from pcrobust_attacks.bim import BIM
+from tests.conftest import foolbox_targeted_successes
 
 
 @pytest.mark.parametrize("norm", ["linf", "l2"])
@@ -203,15 +204,7 @@ def test_bim_matches_foolbox_linf_basic_iterative_attack(default_model):
     with evaluation_mode(default_model):
         ours = attack_per_timestep(default_model, BIM(settings, "linf"), x, targets, [eps], timesteps, "t", 100,
                                    torch.device("cpu"), 0, range(10), progress=False).success[0].sum(1).tolist()
-        theirs = []
-        for t in range(timesteps + 1):
-            class AtT(torch.nn.Module):
-                def forward(self, z, t=t):
-                    return default_model(z, t)[t]
-
-            fmodel = fb.PyTorchModel(AtT().eval(), bounds=(0, 1))
-            attack = fb.attacks.LinfBasicIterativeAttack(rel_stepsize=0.2, steps=10)
-            _, clipped, success = attack(fmodel, x, fb.criteria.TargetedMisclassification(targets), epsilons=eps)
-            assert (clipped - x).abs().max() <= eps + 1e-6
-            theirs.append(int(success.sum()))
+        theirs = foolbox_targeted_successes(default_model, fb.attacks.LinfBasicIterativeAttack(rel_stepsize=0.2,
+                                                                                               steps=10),
+                                            x, targets, eps, timesteps)
     assert ours == theirs

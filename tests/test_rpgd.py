@@ -11,6 +11,7 @@ import torch
 from pcrobust.engine import attack_per_timestep
 from pcrobust.models import evaluation_mode
 from pcrobust_attacks.rpgd import RPGD, RPGDOptions, uniform_in_l2_ball
+from tests.conftest import foolbox_targeted_successes
 
 
 def test_random_starts_are_uniform_in_the_l2_ball_and_seeded_per_sample():
@@ -55,17 +56,9 @@ def test_rpgd_without_random_start_matches_foolbox_l2_basic_iterative(default_mo
     with evaluation_mode(default_model):
         ours = attack_per_timestep(default_model, attack, x, targets, [eps], timesteps, "t", 100,
                                    torch.device("cpu"), 0, range(10), progress=False).success[0].sum(1).tolist()
-        theirs = []
-        for t in range(timesteps + 1):
-            class AtT(torch.nn.Module):
-                def forward(self, z, t=t):
-                    return default_model(z, t)[t]
-
-            fmodel = fb.PyTorchModel(AtT().eval(), bounds=(0, 1))
-            foolbox_attack = fb.attacks.L2BasicIterativeAttack(rel_stepsize=0.2, steps=10)
-            _, clipped, success = foolbox_attack(fmodel, x, fb.criteria.TargetedMisclassification(targets),
-                                                 epsilons=eps)
-            theirs.append(int(success.sum()))
+        theirs = foolbox_targeted_successes(default_model, fb.attacks.L2BasicIterativeAttack(rel_stepsize=0.2,
+                                                                                             steps=10),
+                                            x, targets, eps, timesteps)
     assert ours == theirs and sum(ours) > 0
 
 
