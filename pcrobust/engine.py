@@ -83,14 +83,16 @@ def attack_per_timestep(model: TimestepModel, attack: Attack, images: Tensor, la
     indices), so no result depends on ``batch_size``, on the device's chunking, or on which other images
     or budgets a run holds.
     Readout ``t`` makes one copy per (ε, t, image), each scored at the timestep it attacked;
-    ``avg``/``last`` make one copy per (ε, image), attacked on that readout and scored at every t.
+    ``avg``/``last`` make one copy per (ε, image), attacked on that readout and scored at every t; ``first``
+    attacks the feedforward pass alone (an unroll to t = 0, so no gradient goes through the dynamics) and
+    scores the result at every t: a transfer from the model's own feedforward network.
     Copies are ordered by timestep and a chunk unrolls only as far as its latest timestep. On the CPU,
     where time grows with the work done, a chunk never mixes timesteps (no copy unrolls past its own);
     on a GPU chunks fill up to ``batch_size`` across timesteps, trading that extra work for fewer, larger
     kernel launches.
     """
     n, n_eps = len(images), len(epsilons)
-    steps = range(timesteps + 1) if readout == "t" else [timesteps]
+    steps = range(timesteps + 1) if readout == "t" else [0] if readout == "first" else [timesteps]
     grid = torch.tensor([(t, e, i) for t in steps for e in range(n_eps) for i in range(n)], dtype=torch.long)
     eps_values = torch.tensor(epsilons, dtype=images.dtype)
     eps_keys = [float_key(e) for e in epsilons]

@@ -105,11 +105,14 @@ class TimestepModel(nn.Module, ABC):
 
 
 def select_readout(logits: Tensor, readout: Readout, timestep: Tensor | None = None) -> Tensor:
-    """Reduce ``[T+1, B, K]`` logits to ``[B, K]``: per-sample timestep, mean over time, or last."""
+    """Reduce ``[T+1, B, K]`` logits to ``[B, K]``: per-sample timestep, mean over time, last, or the
+    feedforward pass (``first``, t = 0)."""
     if readout == "avg":
         return logits.mean(0)
     if readout == "last":
         return logits[-1]
+    if readout == "first":
+        return logits[0]
     if timestep is None:
         raise ValueError("readout 't' needs a timestep per sample")
     index = timestep.view(1, -1, 1).expand(1, logits.shape[1], logits.shape[2])

@@ -8,7 +8,7 @@ Norm = Literal["linf", "l2"]
 NORMS: tuple[Norm, ...] = get_args(Norm)
 NORM_SYMBOLS: dict[str, str] = {"linf": "L∞", "l2": "L2"}
 
-Readout = Literal["t", "avg", "last"]
+Readout = Literal["t", "avg", "last", "first"]
 READOUTS: tuple[Readout, ...] = get_args(Readout)
 
 TargetMode = Literal["shift", "random", "least-likely"]

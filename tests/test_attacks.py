@@ -208,3 +208,18 @@ def test_bim_matches_foolbox_linf_basic_iterative_attack(default_model):
                                                                                                steps=10),
                                             x, targets, eps, timesteps)
     assert ours == theirs
+
+
+def test_first_readout_attacks_the_feedforward_pass_and_scores_every_timestep(tiny, images):
+    targets = (torch.arange(8) + 1) % 5
+    bim = BIM(GradientAttackOptions(steps=4, rel_stepsize=0.3), "linf")
+    with evaluation_mode(tiny):
+        first = attack_per_timestep(tiny, bim, images, targets, [0.4], 3, "first", 64, torch.device("cpu"), 0,
+                                    range(8), progress=False)
+        per_t = attack_per_timestep(tiny, bim, images, targets, [0.4], 3, "t", 64, torch.device("cpu"), 0,
+                                    range(8), progress=False)
+        crafted = bim(lambda z: tiny(z, 0)[0], images, targets, torch.full((8,), 0.4), [0] * 8)
+        scored = tiny(crafted, 3).argmax(2) == targets  # the feedforward adversarials, scored at every t
+    assert torch.equal(first.success[0], scored), "first = craft on t = 0 alone, then score at every t"
+    assert torch.equal(first.success[0, 0], per_t.success[0, 0]), "at t = 0 both attack the same readout"
+    assert first.success.sum() > 0

@@ -26,7 +26,8 @@ class AttackSectionOptions(SectionOptions):
     criterion: Criterion = Field("targeted", description="targeted (success rate) or untargeted (robust accuracy)")
     target_mode: TargetMode = Field("shift", description="shift, random or least-likely (targeted only)")
     target_shift: int = Field(1, description="k in target = (y + k) mod K")
-    readout: Readout = Field("t", description="attacked readout: t (each timestep), avg or last")
+    readout: Readout = Field("t", description="attacked readout: t (each timestep), avg, last, or first "
+                                                        "(the feedforward pass, scored at every t)")
     gradient_mode: str | None = Field(None, description="gradient mode of the model (default: the plan's)")
     n: int = Field(100, ge=1, description="images to attack")
     selection: Selection = Field("correct-at-every-timestep", description="how the attacked images are chosen")
