@@ -18,6 +18,7 @@ from pcrobust.specs import DataSpec, ModelSpec, RunSpec
 if TYPE_CHECKING:
     from pcrobust.plan import Plan
     from pcrobust.plugins import PluginHost
+    from pcrobust.run.store import RunFolder
 
 EXIT_REGRESSION = 1
 EXIT_USAGE = 2
@@ -138,7 +139,7 @@ def _plan(host: PluginHost, plan_file: str | None, preset: str | None, flags: di
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def evaluate(plan_file: str | None, preset: str | None, out: str, resume: bool, shard: str | None, quiet: bool,
              **flags: Any) -> None:
-    """Evaluate a model at every timestep; write results.json, results.csv and plots to --out."""
+    """Evaluate a model at every timestep; write results.json, report.html, results.csv and plots to --out."""
     from pcrobust.evaluation import run
     from pcrobust.run.execute import Shard
     from pcrobust.run.store import RunFolder
@@ -154,7 +155,7 @@ def evaluate(plan_file: str | None, preset: str | None, out: str, resume: bool, 
     _finish(results, folder)
 
 
-def _finish(results: dict[str, Any], folder: Any) -> None:
+def _finish(results: dict[str, Any], folder: RunFolder) -> None:
     from pcrobust.results import write_json, write_report
 
     path = write_json(results, folder.path / "results.json")
@@ -204,7 +205,7 @@ def merge(shards: tuple[str, ...], out: str) -> None:
 @click.argument("results_file", type=click.Path(dir_okay=False))
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Default: the results file's folder.")
 def report(results_file: str, out: str | None) -> None:
-    """Regenerate results.csv and the plots from a results.json."""
+    """Regenerate results.csv, the plots and report.html from a results.json."""
     from pcrobust.results import load_results, write_report
 
     results = load_results(Path(results_file))
