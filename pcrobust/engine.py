@@ -122,3 +122,45 @@ def attack_per_timestep(model: TimestepModel, attack: Attack, images: Tensor, la
                     success[e_idx, t, i_idx] = (hit if targeted else ~hit).cpu()
                     margin[e_idx, t, i_idx] = margins(logits[t], label).double().cpu()
     return AttackOutcome(success, margin)
+
+
+def _surrogate_logits(surrogate: TimestepModel, horizon: int, readout: Readout, x: Tensor) -> Tensor:
+    return select_readout(surrogate(x, horizon), readout)
+
+
+def transfer_per_timestep(surrogate: TimestepModel, surrogate_timesteps: int, surrogate_readout: Readout,
+                          target: TimestepModel, attack: Attack, images: Tensor, labels: Tensor,
+                          epsilons: Sequence[float], timesteps: int, batch_size: int, device: torch.device,
+                          seed: int, image_ids: Sequence[int], *, targeted: bool = True,
+                          progress: bool = True) -> AttackOutcome:
+    """Craft on ``surrogate`` (its ``avg``, ``last`` or ``first`` readout over ``surrogate_timesteps``) and score
+    the adversarials on ``target`` at every timestep 0..``timesteps``: an :class:`AttackOutcome` ``[E, T+1, N]``.
+
+    One copy per (ε, image), seeded by (seed, ε value, timestep 0, ``image_ids``) as ``attack_per_timestep``
+    seeds its ``first`` readout, so crafting on the target's own feedforward pass gives the same numbers.
+    """
+    if surrogate_readout not in ("avg", "last", "first"):
+        raise ValueError(f"surrogate readout must be avg, last or first, not {surrogate_readout!r}")
+    n, n_eps = len(images), len(epsilons)
+    grid = torch.tensor([(e, i) for e in range(n_eps) for i in range(n)], dtype=torch.long)
+    eps_values = torch.tensor(epsilons, dtype=images.dtype)
+    eps_keys = [float_key(e) for e in epsilons]
+    success = torch.zeros(n_eps, timesteps + 1, n, dtype=torch.bool)
+    margin = torch.zeros(n_eps, timesteps + 1, n, dtype=torch.float64)
+    horizon = 0 if surrogate_readout == "first" else surrogate_timesteps
+    logits_fn = partial(_surrogate_logits, surrogate, horizon, surrogate_readout)
+    for chunk in tqdm(grid.split(batch_size), desc=f"transfer {type(attack).__name__}", disable=not progress,
+                      leave=False):
+        e_idx, i_idx = chunk.unbind(1)
+        x, label = images[i_idx].to(device), labels[i_idx].to(device)
+        epsilon = eps_values[e_idx].to(device)
+        seeds = [derived_seed(seed, eps_keys[e], 0, int(image_ids[i])) for e, i in chunk.tolist()]
+        with torch.enable_grad():
+            x_adv = attack(logits_fn, x, label, epsilon, seeds, targeted=targeted)
+        with torch.no_grad():
+            logits = target(x_adv, timesteps)  # [T+1, chunk, K]
+            for t in range(timesteps + 1):
+                hit = logits[t].argmax(1) == label
+                success[e_idx, t, i_idx] = (hit if targeted else ~hit).cpu()
+                margin[e_idx, t, i_idx] = margins(logits[t], label).double().cpu()
+    return AttackOutcome(success, margin)

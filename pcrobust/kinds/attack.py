@@ -13,11 +13,12 @@ import numpy as np
 import torch
 
 from pcrobust.attacks import epsilon_problem
-from pcrobust.engine import attack_per_timestep
-from pcrobust.errors import PcrobustError
-from pcrobust.kinds.attack_options import SELECTION_RULES, AttackSectionOptions
+from pcrobust.engine import AttackOutcome, attack_per_timestep, transfer_per_timestep
+from pcrobust.errors import PcrobustError, UnknownNameError
+from pcrobust.kinds.attack_options import SELECTION_RULES, AttackSectionOptions, SurrogateOptions
 from pcrobust.kinds.common import chunk_units
-from pcrobust.registry import AttackEntry
+from pcrobust.models import TimestepModel, evaluation_mode
+from pcrobust.registry import AttackEntry, ModelEntry
 from pcrobust.run.context import RunContext
 from pcrobust.schema import validated
 from pcrobust.sections import Section, SectionKind, SectionOptions, SectionResult, Series, Unit
@@ -26,6 +27,22 @@ from pcrobust.vocabulary import NORM_SYMBOLS
 
 if TYPE_CHECKING:
     from pcrobust.registry import Registries
+
+
+def surrogate_entry(surrogate: SurrogateOptions, registries: Registries) -> ModelEntry:
+    """The surrogate's model entry: the named model of its plugin, or the plugin's default model."""
+    mine = [entry for entry in registries.models if entry.plugin == surrogate.plugin]
+    if not mine:
+        known = sorted({e.plugin for e in registries.models})
+        raise PcrobustError(f"surrogate.plugin: {UnknownNameError('plugin', surrogate.plugin, known)}")
+    if surrogate.name is None:
+        return next((entry for entry in mine if entry.default), mine[0])
+    entry = registries.models.get(surrogate.name) if surrogate.name in registries.models.entries else None
+    if entry is None or entry.plugin != surrogate.plugin:
+        unknown = UnknownNameError(f"model of plugin {surrogate.plugin!r}", surrogate.name, [e.name for e in mine])
+        raise PcrobustError(f"surrogate.name: {unknown}")
+    return entry
+
 
 def _options(section: Section) -> AttackSectionOptions:
     assert isinstance(section.options, AttackSectionOptions)
@@ -62,8 +79,15 @@ class AttackSection(SectionKind):
         if options.criterion == "untargeted" and given:
             raise PcrobustError(f"{sorted(given)[0]} applies to targeted attacks only")
         attack_options = validated(entry.options, options.options, "options")
-        return options.model_copy(update={"norm": norm, "epsilons": tuple(epsilons),
-                                          "options": attack_options.model_dump(mode="json", exclude_none=True)})
+        update: dict[str, Any] = {"norm": norm, "epsilons": tuple(epsilons),
+                                  "options": attack_options.model_dump(mode="json", exclude_none=True)}
+        if options.surrogate is not None:
+            if "readout" in options.model_fields_set and options.readout == "t":
+                raise PcrobustError("readout: 't' cannot be combined with surrogate; the surrogate's readout is "
+                                    "surrogate.readout (avg, last or first)")
+            model = surrogate_entry(options.surrogate, registries)
+            update["surrogate"] = options.surrogate.model_copy(update={"name": model.name})
+        return options.model_copy(update=update)
 
     def check(self, options: SectionOptions, context: RunContext) -> None:
         assert isinstance(options, AttackSectionOptions)
@@ -108,22 +132,55 @@ class AttackSection(SectionKind):
             feedforward = context.clean_logits_of(indices)[0] if options.target_mode == "least-likely" else None
             targets = choose_targets(options.target_mode, labels, context.data.num_classes, image_indices=indices,
                                      shift=options.target_shift, seed=context.seed, feedforward_logits=feedforward)
-        model = context.model
-        previous = model.gradient_mode
-        model.set_gradient_mode(options.gradient_mode or previous)
-        try:
-            outcome = attack_per_timestep(model, attack, context.data.images[indices],
-                                          targets if targets is not None else labels, options.epsilons,
-                                          context.timesteps, options.readout, context.batch_size, context.device,
-                                          context.seed, indices, targeted=targeted, progress=context.progress)
-            mode = model.gradient_mode
-        finally:
-            model.set_gradient_mode(previous)
-        return {"indices": indices, "labels": labels.tolist(),
+        goal = targets if targets is not None else labels
+        transfer: dict[str, Any] = {}
+        if options.surrogate is not None:
+            outcome, mode, transfer = self._transfer(section, options, attack, indices, goal, context)
+        else:
+            model = context.model
+            previous = model.gradient_mode
+            model.set_gradient_mode(options.gradient_mode or previous)
+            try:
+                outcome = attack_per_timestep(model, attack, context.data.images[indices], goal, options.epsilons,
+                                              context.timesteps, options.readout, context.batch_size,
+                                              context.device, context.seed, indices, targeted=targeted,
+                                              progress=context.progress)
+                mode = model.gradient_mode
+            finally:
+                model.set_gradient_mode(previous)
+        return {**transfer, "indices": indices, "labels": labels.tolist(),
                 "targets": targets.tolist() if targets is not None else None,
                 "success": outcome.success.permute(0, 2, 1).int().tolist(),
                 "margin": outcome.margin.permute(0, 2, 1).tolist(),
                 "attack": {"plugin": entry.plugin, **attack.describe()}, "gradient_mode": mode}
+
+    def _surrogate(self, section: Section, surrogate: SurrogateOptions,
+                   context: RunContext) -> tuple[TimestepModel, int]:
+        """The section's surrogate and its timesteps, built once per run and section."""
+        if section.id not in context.surrogates:
+            entry = surrogate_entry(surrogate, context.registries)
+            model = entry.build(None, surrogate.build_options())
+            if not isinstance(model, TimestepModel):
+                raise PcrobustError(f"surrogate {entry.name!r} of plugin {entry.plugin!r} built a "
+                                    f"{type(model).__name__}, not a pcrobust.models.TimestepModel")
+            steps = model.default_timesteps if surrogate.timesteps is None else surrogate.timesteps
+            context.surrogates[section.id] = (model.to(context.device), steps)
+        return context.surrogates[section.id]
+
+    def _transfer(self, section: Section, options: AttackSectionOptions, attack: Any, indices: list[int],
+                  goal: torch.Tensor, context: RunContext) -> tuple[AttackOutcome, str, dict[str, Any]]:
+        surrogate = options.surrogate
+        assert surrogate is not None and options.epsilons is not None
+        model, steps = self._surrogate(section, surrogate, context)
+        with evaluation_mode(model):
+            outcome = transfer_per_timestep(model, steps, surrogate.readout, context.model, attack,
+                                            context.data.images[indices], goal, options.epsilons,
+                                            context.timesteps, context.batch_size, context.device, context.seed,
+                                            indices, targeted=options.criterion == "targeted",
+                                            progress=context.progress)
+        described = {"plugin": surrogate.plugin, "name": surrogate.name, "readout": surrogate.readout,
+                     "timesteps": steps}
+        return outcome, model.gradient_mode, {"surrogate": described}
 
     def assemble(self, section: Section, outcomes: Sequence[tuple[Unit, Mapping[str, Any]]],
                  timesteps: int) -> SectionResult:
@@ -140,12 +197,17 @@ class AttackSection(SectionKind):
         }
         if targeted:
             fields.update(target_mode=options.target_mode, target_shift=options.target_shift)
+        if options.surrogate is not None:
+            fields["surrogate"] = options.surrogate.model_dump(mode="json", exclude={"options"})
+            fields["attacked_readout"] = f"surrogate {options.surrogate.readout}"
         if not outcomes:
             fields["note"] = f"no evaluated image met the selection rule ({SELECTION_RULES[options.selection]})"
             return SectionResult(fields, [])
         first = outcomes[0][1]
         fields.update(attack={"name": options.attack, "targeted": targeted, **first["attack"]},
                       gradient_mode=first["gradient_mode"])
+        if "surrogate" in first:
+            fields["surrogate"] = first["surrogate"]
         indices = [i for _, outcome in outcomes for i in outcome["indices"]]
         series = []
         for row, epsilon in enumerate(options.epsilons):

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
+from pcrobust.schema import Schema
 from pcrobust.sections import SectionOptions
 from pcrobust.vocabulary import Norm, Readout, TargetMode
 
@@ -16,6 +17,21 @@ SELECTION_RULES: dict[str, str] = {
     "correct-at-t0": "the first n evaluated images classified correctly by the feedforward pass (t = 0)",
     "all": "the first n evaluated images",
 }
+
+
+class SurrogateOptions(Schema):
+    """A registered model the adversarials are crafted on; the section's model scores them at every timestep."""
+
+    plugin: str = Field(min_length=1, description="plugin of the surrogate model")
+    name: str | None = Field(None, min_length=1, description="the surrogate model (default: the plugin's default)")
+    options: dict[str, str | int | float | bool] = Field(default_factory=dict, description="the surrogate's options")
+    readout: Literal["last", "first", "avg"] = Field("last", description="attacked readout of the surrogate")
+    timesteps: int | None = Field(None, ge=0, description="surrogate timesteps (default: the surrogate's default)")
+
+    def build_options(self) -> dict[str, str]:
+        """Options as the strings a model's ``build`` receives."""
+        return {key: str(value).lower() if isinstance(value, bool) else str(value)
+                for key, value in self.options.items()}
 
 
 class AttackSectionOptions(SectionOptions):
@@ -32,3 +48,5 @@ class AttackSectionOptions(SectionOptions):
     n: int = Field(100, ge=1, description="images to attack")
     selection: Selection = Field("correct-at-every-timestep", description="how the attacked images are chosen")
     options: dict[str, Any] = Field(default_factory=dict, description="the attack's own options")
+    surrogate: SurrogateOptions | None = Field(None, description="craft on this model instead, score the target at "
+                                                                 "every t (a transfer attack)")

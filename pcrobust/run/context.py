@@ -33,6 +33,8 @@ class RunContext:
     evaluated: Tensor
     progress: bool = True
     _clean: dict[int, Tensor] = field(default_factory=dict, repr=False)
+    surrogates: dict[str, tuple[TimestepModel, int]] = field(default_factory=dict, repr=False)
+    """Surrogate models of attack sections (with their timesteps), built once per section id."""
 
     @property
     def seed(self) -> int:
