@@ -21,7 +21,7 @@ from pcrobust.errors import PcrobustError
 from pcrobust.names import slug
 from pcrobust.schema import validated
 from pcrobust.sections import Section, SectionKind
-from pcrobust.specs import DataSpec, ModelSpec, RunSpec
+from pcrobust.specs import DataSpec, ModelSpec, RunSpec, option_strings
 
 if TYPE_CHECKING:
     from pcrobust.registry import Registries
@@ -40,8 +40,7 @@ class Plan:
 
     def model_options(self) -> dict[str, str]:
         """Model options as the strings a model's ``build`` receives."""
-        return {key: str(value).lower() if isinstance(value, bool) else str(value)
-                for key, value in self.model.options.items()}
+        return option_strings(self.model.options)
 
     def to_dict(self) -> dict[str, Any]:
         model = self.model.model_dump(mode="json", exclude_none=True)

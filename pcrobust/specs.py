@@ -9,6 +9,13 @@ from pydantic import Field
 from pcrobust.schema import Schema
 
 Device = Literal["auto", "cpu", "cuda"]
+ModelOptions = dict[str, str | int | float | bool]
+
+
+def option_strings(options: ModelOptions) -> dict[str, str]:
+    """Model options as the strings a model's ``build`` receives (``true``/``false`` for booleans)."""
+    return {key: str(value).lower() if isinstance(value, bool) else str(value) for key, value in options.items()}
+
 IntervalMethod = Literal["wilson", "clopper-pearson"]
 
 
@@ -16,7 +23,7 @@ class ModelSpec(Schema):
     plugin: str = Field(min_length=1, description="model-family plugin, e.g. predify")
     name: str | None = Field(None, description="model of the plugin (default: the plugin's default model)")
     weights: str | None = Field(None, description="checkpoint instead of the shipped one")
-    options: dict[str, str | int | float | bool] = Field(default_factory=dict,
+    options: ModelOptions = Field(default_factory=dict,
                                                         description="model options, e.g. beta = 0.8")
     gradient_mode: str | None = Field(None, description="exact or detached, where the model offers it "
                                                         "(default: the model's)")

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from pcrobust.attacks import epsilon_problem
+from pcrobust.contract import check_timestep_contract
 from pcrobust.engine import AttackOutcome, attack_per_timestep, transfer_per_timestep
 from pcrobust.errors import PcrobustError, UnknownNameError
 from pcrobust.kinds.attack_options import SELECTION_RULES, AttackSectionOptions, SurrogateOptions
@@ -22,6 +23,7 @@ from pcrobust.registry import AttackEntry, ModelEntry
 from pcrobust.run.context import RunContext
 from pcrobust.schema import validated
 from pcrobust.sections import Section, SectionKind, SectionOptions, SectionResult, Series, Unit
+from pcrobust.specs import option_strings
 from pcrobust.targets import choose_targets
 from pcrobust.vocabulary import NORM_SYMBOLS
 
@@ -98,6 +100,8 @@ class AttackSection(SectionKind):
         if options.criterion == "targeted" and options.target_mode == "shift" and options.target_shift % classes == 0:
             raise PcrobustError(f"target shift {options.target_shift} maps every label onto itself with "
                                 f"{classes} classes")
+        if options.surrogate is not None:
+            self._surrogate(options.surrogate, context)  # built and checked before any work
 
     def _chosen(self, options: AttackSectionOptions, context: RunContext) -> list[int]:
         chosen: list[int] = []
@@ -135,7 +139,7 @@ class AttackSection(SectionKind):
         goal = targets if targets is not None else labels
         transfer: dict[str, Any] = {}
         if options.surrogate is not None:
-            outcome, mode, transfer = self._transfer(section, options, attack, indices, goal, context)
+            outcome, mode, transfer = self._transfer(options, attack, indices, goal, context)
         else:
             model = context.model
             previous = model.gradient_mode
@@ -154,24 +158,27 @@ class AttackSection(SectionKind):
                 "margin": outcome.margin.permute(0, 2, 1).tolist(),
                 "attack": {"plugin": entry.plugin, **attack.describe()}, "gradient_mode": mode}
 
-    def _surrogate(self, section: Section, surrogate: SurrogateOptions,
-                   context: RunContext) -> tuple[TimestepModel, int]:
-        """The section's surrogate and its timesteps, built once per run and section."""
-        if section.id not in context.surrogates:
+    def _surrogate(self, surrogate: SurrogateOptions, context: RunContext) -> tuple[TimestepModel, int]:
+        """A surrogate and its timesteps, built and checked against the timestep contract once per run."""
+        key = surrogate.model_dump_json()
+        if key not in context.surrogates:
             entry = surrogate_entry(surrogate, context.registries)
-            model = entry.build(None, surrogate.build_options())
+            who = f"surrogate {entry.name!r} of plugin {entry.plugin!r}"
+            model = entry.build(None, option_strings(surrogate.options))
             if not isinstance(model, TimestepModel):
-                raise PcrobustError(f"surrogate {entry.name!r} of plugin {entry.plugin!r} built a "
-                                    f"{type(model).__name__}, not a pcrobust.models.TimestepModel")
+                raise PcrobustError(f"{who} built a {type(model).__name__}, not a pcrobust.models.TimestepModel")
             steps = model.default_timesteps if surrogate.timesteps is None else surrogate.timesteps
-            context.surrogates[section.id] = (model.to(context.device), steps)
-        return context.surrogates[section.id]
+            with evaluation_mode(model.to(context.device)):
+                check_timestep_contract(model, context.data.images, context.data.num_classes, steps, context.device,
+                                        who)
+            context.surrogates[key] = (model, steps)
+        return context.surrogates[key]
 
-    def _transfer(self, section: Section, options: AttackSectionOptions, attack: Any, indices: list[int],
-                  goal: torch.Tensor, context: RunContext) -> tuple[AttackOutcome, str, dict[str, Any]]:
+    def _transfer(self, options: AttackSectionOptions, attack: Any, indices: list[int], goal: torch.Tensor,
+                  context: RunContext) -> tuple[AttackOutcome, str, dict[str, Any]]:
         surrogate = options.surrogate
         assert surrogate is not None and options.epsilons is not None
-        model, steps = self._surrogate(section, surrogate, context)
+        model, steps = self._surrogate(surrogate, context)
         with evaluation_mode(model):
             outcome = transfer_per_timestep(model, steps, surrogate.readout, context.model, attack,
                                             context.data.images[indices], goal, options.epsilons,

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from pcrobust.schema import Schema
 from pcrobust.sections import SectionOptions
+from pcrobust.specs import ModelOptions
 from pcrobust.vocabulary import Norm, Readout, TargetMode
 
 Criterion = Literal["targeted", "untargeted"]
@@ -24,14 +25,9 @@ class SurrogateOptions(Schema):
 
     plugin: str = Field(min_length=1, description="plugin of the surrogate model")
     name: str | None = Field(None, min_length=1, description="the surrogate model (default: the plugin's default)")
-    options: dict[str, str | int | float | bool] = Field(default_factory=dict, description="the surrogate's options")
+    options: ModelOptions = Field(default_factory=dict, description="the surrogate's options")
     readout: Literal["last", "first", "avg"] = Field("last", description="attacked readout of the surrogate")
     timesteps: int | None = Field(None, ge=0, description="surrogate timesteps (default: the surrogate's default)")
-
-    def build_options(self) -> dict[str, str]:
-        """Options as the strings a model's ``build`` receives."""
-        return {key: str(value).lower() if isinstance(value, bool) else str(value)
-                for key, value in self.options.items()}
 
 
 class AttackSectionOptions(SectionOptions):

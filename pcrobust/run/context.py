@@ -34,7 +34,7 @@ class RunContext:
     progress: bool = True
     _clean: dict[int, Tensor] = field(default_factory=dict, repr=False)
     surrogates: dict[str, tuple[TimestepModel, int]] = field(default_factory=dict, repr=False)
-    """Surrogate models of attack sections (with their timesteps), built once per section id."""
+    """Surrogate models of attack sections (with their timesteps), built once per surrogate table."""
 
     @property
     def seed(self) -> int:
