@@ -63,8 +63,8 @@ def key_values(pairs: Sequence[str]) -> dict[str, str]:
 
 
 def plan_from_flags(flags: Mapping[str, Any]) -> dict[str, Any]:
-    """The plan the flags imply: clean, then noise (unless ``--noise-sigmas ''``), then the attack (unless
-    ``--attack none``); only the keys of flags that were given."""
+    """The plan the flags imply: clean, then noise (unless ``--noise-sigmas ''``), then one section per attack
+    (``--attack``, or ``--attacks``; none with ``--attack none``); only the keys of flags that were given."""
     plan: dict[str, dict[str, Any]] = {"model": {}, "data": {}, "run": {}}
     for flag, (table, key) in PLAN_FLAGS.items():
         if flags.get(flag) is not None:
@@ -79,9 +79,9 @@ def plan_from_flags(flags: Mapping[str, Any]) -> dict[str, Any]:
         sections.append({"kind": "noise"})
     elif number_list(sigmas, "noise-sigmas"):
         sections.append({"kind": "noise", "sigmas": number_list(sigmas, "noise-sigmas")})
-    attack = flags.get("attack") or DEFAULT_ATTACK
-    if attack.lower() != "none":
-        section: dict[str, Any] = {"kind": "attack", "attack": attack}
+    names = _attack_names(flags)
+    for name in names:
+        section: dict[str, Any] = {"kind": "attack", "attack": name}
         for flag, key in ATTACK_FLAGS.items():
             if flags.get(flag) is not None:
                 section[key] = number_list(flags[flag], "epsilons") if flag == "epsilons" else flags[flag]
@@ -94,8 +94,24 @@ def plan_from_flags(flags: Mapping[str, Any]) -> dict[str, Any]:
     return {**{table: keys for table, keys in plan.items() if keys}, "sections": sections}
 
 
+def _attack_names(flags: Mapping[str, Any]) -> list[str]:
+    """``--attack NAME`` (default bim; ``none`` for no attack) or ``--attacks A,B,...``: one section each, at
+    each attack's default budget (its options and ε grid are the attack's own, so they take no shared flag)."""
+    if not flags.get("attacks"):
+        attack = flags.get("attack") or DEFAULT_ATTACK
+        return [] if attack.lower() == "none" else [attack]
+    if flags.get("attack"):
+        raise PcrobustError("--attack and --attacks exclude each other")
+    shared = [f"--{name.replace('_', '-')}" for name in ("epsilons", "norm", *ATTACK_OPTION_FLAGS)
+              if flags.get(name) is not None]
+    if shared:
+        raise PcrobustError(f"--attacks runs each attack at its default budget, so it takes no {shared[0]}; "
+                            "edit the plan `pcrobust plan --attacks ...` prints instead")
+    return [name.strip() for name in flags["attacks"].split(",") if name.strip()]
+
+
 def given_plan_flags(flags: Mapping[str, Any]) -> list[str]:
     """The plan-building flags that were given (they conflict with ``--plan``/``--preset``)."""
-    names = [*PLAN_FLAGS, *ATTACK_FLAGS, *ATTACK_OPTION_FLAGS, "seed", "noise_sigmas", "attack"]
+    names = [*PLAN_FLAGS, *ATTACK_FLAGS, *ATTACK_OPTION_FLAGS, "seed", "noise_sigmas", "attack", "attacks"]
     given = [f"--{name.replace('_', '-')}" for name in names if flags.get(name) is not None]
     return given + (["--option"] if flags.get("model_options") else [])

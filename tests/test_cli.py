@@ -206,3 +206,15 @@ def test_presets_are_listed_and_the_default_preset_is_the_default_plan(cli):
     assert paper["sections"][2]["n"] == 1000 and paper["sections"][2]["selection"] == "correct-at-every-timestep"
     code, _, err = cli("plan", "--preset", "predify-mnist", "--epsilons", "0.1")
     assert code == 2 and "--preset cannot be combined with --epsilons" in err
+
+
+def test_attacks_shorthand_makes_one_section_per_attack_at_its_default_budget(cli):
+    code, out, _ = cli("plan", "--plugin", "predify", "--attacks", "bim,rpgd", "--n-attack", "7")
+    sections = tomllib.loads(out)["sections"]
+    assert code == 0 and [s.get("attack") for s in sections] == [None, None, "bim", "rpgd"]
+    assert [(s["norm"], s["epsilons"], s["n"]) for s in sections[2:]] == [("linf", [0.1, 0.2, 0.3], 7),
+                                                                         ("l2", [0.5, 1.0, 2.0], 7)]
+    code, _, err = cli("plan", "--plugin", "predify", "--attacks", "bim,rpgd", "--steps", "3")
+    assert code == 2 and "--attacks runs each attack at its default budget, so it takes no --steps" in err
+    code, _, err = cli("plan", "--plugin", "predify", "--attacks", "bim", "--attack", "rpgd")
+    assert code == 2 and "--attack and --attacks exclude each other" in err
