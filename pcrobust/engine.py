@@ -31,6 +31,20 @@ class AttackOutcome:
     margin: Tensor
 
 
+    @classmethod
+    def empty(cls, epsilons: int, timesteps: int, images: int) -> AttackOutcome:
+        return cls(torch.zeros(epsilons, timesteps + 1, images, dtype=torch.bool),
+                   torch.zeros(epsilons, timesteps + 1, images, dtype=torch.float64))
+
+    def record(self, e_idx: Tensor, t: Tensor | int, i_idx: Tensor, logits: Tensor, labels: Tensor,
+               targeted: bool) -> None:
+        """Store success and margin of ``[chunk, K]`` logits for the copies (ε ``e_idx``, timestep ``t``,
+        image ``i_idx``)."""
+        hit = logits.argmax(1) == labels
+        self.success[e_idx, t, i_idx] = (hit if targeted else ~hit).cpu()
+        self.margin[e_idx, t, i_idx] = margins(logits, labels).double().cpu()
+
+
 def margins(logits: Tensor, labels: Tensor) -> Tensor:
     """``logits[label] − max over the other classes`` per row of ``[N, K]`` logits."""
     own = logits.gather(1, labels.view(-1, 1)).squeeze(1)
@@ -96,8 +110,7 @@ def attack_per_timestep(model: TimestepModel, attack: Attack, images: Tensor, la
     grid = torch.tensor([(t, e, i) for t in steps for e in range(n_eps) for i in range(n)], dtype=torch.long)
     eps_values = torch.tensor(epsilons, dtype=images.dtype)
     eps_keys = [float_key(e) for e in epsilons]
-    success = torch.zeros(n_eps, timesteps + 1, n, dtype=torch.bool)
-    margin = torch.zeros(n_eps, timesteps + 1, n, dtype=torch.float64)
+    outcome = AttackOutcome.empty(n_eps, timesteps, n)
     chunks = grid.split(batch_size)
     if device.type == "cpu" and readout == "t":
         chunks = tuple(c for t in steps for c in grid[grid[:, 0] == t].split(batch_size))
@@ -111,17 +124,12 @@ def attack_per_timestep(model: TimestepModel, attack: Attack, images: Tensor, la
             x_adv = attack(logits_fn, x, label, epsilon, seeds, targeted=targeted)
         with torch.no_grad():
             if readout == "t":
-                scored = logits_fn(x_adv)
-                hit = scored.argmax(1) == label
-                success[e_idx, t_idx, i_idx] = (hit if targeted else ~hit).cpu()
-                margin[e_idx, t_idx, i_idx] = margins(scored, label).double().cpu()
+                outcome.record(e_idx, t_idx, i_idx, logits_fn(x_adv), label, targeted)
             else:
                 logits = model(x_adv, timesteps)  # [T+1, chunk, K]
                 for t in range(timesteps + 1):
-                    hit = logits[t].argmax(1) == label
-                    success[e_idx, t, i_idx] = (hit if targeted else ~hit).cpu()
-                    margin[e_idx, t, i_idx] = margins(logits[t], label).double().cpu()
-    return AttackOutcome(success, margin)
+                    outcome.record(e_idx, t, i_idx, logits[t], label, targeted)
+    return outcome
 
 
 def _surrogate_logits(surrogate: TimestepModel, horizon: int, readout: Readout, x: Tensor) -> Tensor:
@@ -145,8 +153,7 @@ def transfer_per_timestep(surrogate: TimestepModel, surrogate_timesteps: int, su
     grid = torch.tensor([(e, i) for e in range(n_eps) for i in range(n)], dtype=torch.long)
     eps_values = torch.tensor(epsilons, dtype=images.dtype)
     eps_keys = [float_key(e) for e in epsilons]
-    success = torch.zeros(n_eps, timesteps + 1, n, dtype=torch.bool)
-    margin = torch.zeros(n_eps, timesteps + 1, n, dtype=torch.float64)
+    outcome = AttackOutcome.empty(n_eps, timesteps, n)
     horizon = 0 if surrogate_readout == "first" else surrogate_timesteps
     logits_fn = partial(_surrogate_logits, surrogate, horizon, surrogate_readout)
     for chunk in tqdm(grid.split(batch_size), desc=f"transfer {type(attack).__name__}", disable=not progress,
@@ -160,7 +167,5 @@ def transfer_per_timestep(surrogate: TimestepModel, surrogate_timesteps: int, su
         with torch.no_grad():
             logits = target(x_adv, timesteps)  # [T+1, chunk, K]
             for t in range(timesteps + 1):
-                hit = logits[t].argmax(1) == label
-                success[e_idx, t, i_idx] = (hit if targeted else ~hit).cpu()
-                margin[e_idx, t, i_idx] = margins(logits[t], label).double().cpu()
-    return AttackOutcome(success, margin)
+                outcome.record(e_idx, t, i_idx, logits[t], label, targeted)
+    return outcome
