@@ -1,14 +1,16 @@
 """The attack contract: ``__call__`` guarantees the ε-ball and [0, 1]; subclasses implement ``run``.
 
 An attack declares its own typed options (a :class:`~pcrobust.schema.Schema`), the norms it supports and
-default ε grids per norm; each norm validates its own ε.
+default ε grids per norm; each norm validates its own ε. An attack reaches the model only through the
+:class:`LogitsFn` it is given, which answers for the copies it attacks (and counts the queries).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
-from typing import Any, final
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, final
 
 import torch
 from pydantic import Field
@@ -18,7 +20,24 @@ from pcrobust.schema import Schema
 from pcrobust.seeding import per_item_draws
 from pcrobust.vocabulary import Norm
 
-LogitsFn = Callable[[Tensor], Tensor]
+
+class LogitsFn(Protocol):
+    """The attacked readout of the copies an attack was called with: ``[M, K]`` logits for ``[M, ...]`` inputs.
+
+    Without ``copies``, row ``i`` of the input is copy ``i`` (so ``M`` is the number of copies); with
+    ``copies`` (``[M]`` long), row ``j`` is evaluated as copy ``copies[j]``, so an attack can query many
+    points of one copy, or only the copies still running, in one call."""
+
+    def __call__(self, z: Tensor, copies: Tensor | None = None) -> Tensor: ...
+
+
+@dataclass(frozen=True)
+class Adversarials:
+    """What an attack returns: its candidates ``inputs`` and per-copy ``records`` (``[N]`` numbers each, e.g.
+    the iteration a copy stopped at), stored beside each copy's outcome."""
+
+    inputs: Tensor
+    records: Mapping[str, Tensor] = field(default_factory=dict)
 
 
 def epsilon_problem(norm: Norm, epsilon: float) -> str | None:
@@ -59,10 +78,15 @@ def project(x: Tensor, x_adv: Tensor, epsilon: Tensor, norm: Norm) -> Tensor:
 
 
 class Attack(ABC):
-    """An attack on a differentiable per-sample readout ``logits_fn(x) -> [N, K]``.
+    """An attack on a per-copy readout ``logits_fn(x) -> [N, K]`` (differentiable for gradient attacks).
 
     Targeted: ``labels`` are the targets and success is hitting them; untargeted: ``labels`` are the true
-    classes and success is leaving them."""
+    classes and success is leaving them. A ``minimizes`` attack looks for the smallest adversarial
+    perturbation it can find (it is called with ε = ∞ once for a whole ε grid, and the engine clips its
+    answer to each ε); one that ``needs_starts`` is given one adversarial starting point per copy."""
+
+    minimizes: ClassVar[bool] = False
+    needs_starts: ClassVar[bool] = False
 
     def __init__(self, options: AttackOptions, norm: Norm) -> None:
         self.options = options
@@ -70,21 +94,33 @@ class Attack(ABC):
 
     @final
     def __call__(self, logits_fn: LogitsFn, x: Tensor, labels: Tensor, epsilon: Tensor, seeds: Sequence[int],
-                 *, targeted: bool = True) -> Tensor:
-        """Adversarial inputs inside the ε-ball and [0, 1], whatever ``run`` returned.
+                 *, targeted: bool = True, starts: Tensor | None = None) -> Tensor:
+        """Adversarial inputs inside the ε-ball and [0, 1], whatever ``run`` returned."""
+        return self.attack(logits_fn, x, labels, epsilon, seeds, targeted=targeted, starts=starts).inputs
 
-        ``seeds`` holds one seed per sample for any random draw (see :meth:`uniform`)."""
+    @final
+    def attack(self, logits_fn: LogitsFn, x: Tensor, labels: Tensor, epsilon: Tensor, seeds: Sequence[int],
+               *, targeted: bool = True, starts: Tensor | None = None) -> Adversarials:
+        """Like ``__call__``, with the per-copy records of ``run``.
+
+        ``seeds`` holds one seed per sample for any random draw (see :meth:`uniform`); ``starts`` (``[N, ...]``,
+        each classified as the goal) is required by, and only given to, an attack that ``needs_starts``."""
         if x.min() < 0 or x.max() > 1:
             raise ValueError("attack inputs must lie in [0, 1]")
         if len(seeds) != len(x):
             raise ValueError(f"need one seed per sample, got {len(seeds)} for {len(x)}")
-        x_adv = self.run(logits_fn, x, labels, epsilon, seeds, targeted)
-        return project(x, x_adv.detach(), epsilon, self.norm)
+        if self.needs_starts != (starts is not None):
+            raise ValueError(f"{type(self).__name__} {'needs' if self.needs_starts else 'takes no'} starting points")
+        extra = {"starts": starts} if starts is not None else {}
+        found = self.run(logits_fn, x, labels, epsilon, seeds, targeted, **extra)
+        found = found if isinstance(found, Adversarials) else Adversarials(found)
+        return Adversarials(project(x, found.inputs.detach(), epsilon, self.norm), found.records)
 
     @abstractmethod
     def run(self, logits_fn: LogitsFn, x: Tensor, labels: Tensor, epsilon: Tensor, seeds: Sequence[int],
-            targeted: bool) -> Tensor:
-        """Return candidate adversarials for ``x`` with per-sample ``epsilon``."""
+            targeted: bool) -> Tensor | Adversarials:
+        """Return candidate adversarials for ``x`` with per-sample ``epsilon`` (an attack that ``needs_starts``
+        takes them as a keyword ``starts``)."""
 
     @staticmethod
     def uniform(x: Tensor, seeds: Sequence[int]) -> Tensor:

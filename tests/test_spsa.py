@@ -17,7 +17,7 @@ def test_spsa_stays_in_the_ball_and_is_seeded_per_copy_not_per_batch(tiny, image
     eps = torch.full((8,), 0.1)
     attack = SPSA(SPSAOptions(steps=4, samples=8, lr=0.05), "linf")
     with evaluation_mode(tiny):
-        def logits(z):
+        def logits(z, copies=None):
             return tiny(z, 2)[2]
 
         whole = attack(logits, images, targets, eps, range(8))
@@ -36,7 +36,7 @@ def test_untargeted_spsa_lowers_the_true_class_margin(tiny, images):
     labels = torch.arange(8) % 5
     eps = torch.full((8,), 0.2)
     with evaluation_mode(tiny):
-        def logits(z):
+        def logits(z, copies=None):
             return tiny(z, 1)[1]
 
         adversarial = SPSA(SPSAOptions(steps=5, samples=8, lr=0.05), "linf")(logits, images, labels, eps, range(8),
@@ -82,7 +82,7 @@ def test_early_stopping_freezes_a_copy(tiny, images):
     targets = torch.zeros(8, dtype=torch.long)
     eps = torch.full((8,), 0.2)
     with evaluation_mode(tiny):
-        def logits(z):
+        def logits(z, copies=None):
             return tiny(z, 1)[1]
 
         frozen = SPSA(SPSAOptions(steps=3, samples=4, early_stop_margin=1e9), "linf")(
@@ -102,3 +102,17 @@ def test_an_spsa_section_runs_through_the_cli(cli, tmp_path: Path):
     assert section["attack"]["options"] == {"steps": 2, "delta": 0.01, "lr": 0.01, "samples": 4,
                                             "early_stop_margin": None}
     assert section["series"][0]["key"] == {"epsilon": 0.2} and section["series"][0]["n"] == 2
+
+
+def test_spsa_queries_are_counted_per_copy_and_frozen_copies_stop_spending(tiny, images):
+    targets = (torch.arange(8) + 1) % 5
+    with evaluation_mode(tiny):
+        plain = attack_per_timestep(tiny, SPSA(SPSAOptions(steps=3, samples=4), "linf"), images, targets, [0.1, 0.2],
+                                    2, "t", 7, torch.device("cpu"), 0, range(8), progress=False)
+        frozen = attack_per_timestep(tiny, SPSA(SPSAOptions(steps=3, samples=4, early_stop_margin=1e9), "linf"),
+                                     images, targets, [0.1], 2, "t", 7, torch.device("cpu"), 0, range(8),
+                                     progress=False)
+    assert torch.equal(plain.queries, torch.full((2, 3, 8), 3 * 2 * 4.0)), "steps × 2 × samples per copy"
+    assert torch.equal(plain.records["iterations"], torch.full((2, 3, 8), 3.0))
+    assert torch.equal(frozen.queries, torch.ones(1, 3, 8)), "one margin check, then frozen"
+    assert torch.equal(frozen.records["iterations"], torch.zeros(1, 3, 8))

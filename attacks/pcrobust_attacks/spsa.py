@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import partial
 
 import torch
 from pydantic import Field
 from torch import Tensor
 
-from pcrobust.attacks import Attack, AttackOptions, LogitsFn, project
+from pcrobust.attacks import Adversarials, Attack, AttackOptions, LogitsFn, project
 from pcrobust.engine import margins
 from pcrobust.seeding import derived_seed
 
@@ -62,38 +63,43 @@ class SPSA(Attack):
     """From the clean image, ``steps`` Adam updates of the perturbation along SPSA estimates of the margin
     loss's gradient, projected onto the ε-ball and [0, 1] after each. Each step's Rademacher directions of a
     copy come from ``derived_seed(its seed, step)``. The finite differences are taken at the current iterate
-    and may reach δ outside [0, 1]. A copy whose loss falls below ``early_stop_margin`` is frozen; the last
-    iterate of each copy is returned."""
+    and may reach δ outside [0, 1]. A copy whose loss falls below ``early_stop_margin`` is frozen and no
+    longer queried; the last iterate of each copy is returned, with the number of updates each copy took
+    (``iterations``: fewer than ``steps`` where it stopped early)."""
 
     options: SPSAOptions
 
     def run(self, logits_fn: LogitsFn, x: Tensor, labels: Tensor, epsilon: Tensor, seeds: Sequence[int],
-            targeted: bool) -> Tensor:
+            targeted: bool) -> Adversarials:
         with torch.no_grad():
             return self._run(logits_fn, x, labels, epsilon, seeds, targeted)
 
     def _run(self, logits_fn: LogitsFn, x: Tensor, labels: Tensor, epsilon: Tensor, seeds: Sequence[int],
-             targeted: bool) -> Tensor:
+             targeted: bool) -> Adversarials:
         opts = self.options
-        shape = (-1, *([1] * (x.dim() - 1)))
         beta1, beta2 = ADAM_BETAS
-
-        def loss_fn(z: Tensor) -> Tensor:
-            return margin_loss(logits_fn(z), labels, targeted)
 
         x_adv = x.clone()
         first, second = torch.zeros_like(x), torch.zeros_like(x)
         active = torch.ones(len(x), dtype=torch.bool, device=x.device)
+        iterations = torch.zeros(len(x), dtype=torch.long, device=x.device)
         for step in range(opts.steps):
+            rows = active.nonzero().squeeze(1)
+
+            def loss_fn(z: Tensor, rows: Tensor = rows) -> Tensor:
+                return margin_loss(logits_fn(z, rows), labels[rows], targeted)
+
             if opts.early_stop_margin is not None:
-                active &= loss_fn(x_adv) >= opts.early_stop_margin
-                if not active.any():
+                active[rows] = loss_fn(x_adv[rows]) >= opts.early_stop_margin
+                rows = active.nonzero().squeeze(1)
+                if not len(rows):
                     break
-            directions = rademacher(x.shape[1:], [derived_seed(seed, step) for seed in seeds], opts.samples)
-            gradient = estimate_gradient(loss_fn, x_adv, directions, opts.delta)
-            first = beta1 * first + (1 - beta1) * gradient
-            second = beta2 * second + (1 - beta2) * gradient ** 2
-            update = (first / (1 - beta1 ** (step + 1))) / ((second / (1 - beta2 ** (step + 1))).sqrt() + ADAM_EPS)
-            candidate = project(x, x_adv - opts.lr * update, epsilon, self.norm)
-            x_adv = torch.where(active.view(shape), candidate, x_adv)
-        return x_adv
+            directions = rademacher(x.shape[1:], [derived_seed(seeds[r], step) for r in rows.tolist()], opts.samples)
+            gradient = estimate_gradient(partial(loss_fn, rows=rows), x_adv[rows], directions, opts.delta)
+            first[rows] = beta1 * first[rows] + (1 - beta1) * gradient
+            second[rows] = beta2 * second[rows] + (1 - beta2) * gradient ** 2
+            update = ((first[rows] / (1 - beta1 ** (step + 1)))
+                      / ((second[rows] / (1 - beta2 ** (step + 1))).sqrt() + ADAM_EPS))
+            x_adv[rows] = project(x[rows], x_adv[rows] - opts.lr * update, epsilon[rows], self.norm)
+            iterations[rows] += 1
+        return Adversarials(x_adv, {"iterations": iterations})

@@ -7,14 +7,15 @@ the robust accuracy (the argmax is still the label). The attack's own options ar
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from pcrobust.attacks import epsilon_problem
+from pcrobust.attacks import Attack, epsilon_problem
 from pcrobust.contract import check_timestep_contract
-from pcrobust.engine import AttackOutcome, attack_per_timestep, transfer_per_timestep
+from pcrobust.engine import AttackOutcome, StartPoints, attack_per_timestep, transfer_per_timestep
 from pcrobust.errors import PcrobustError, UnknownNameError
 from pcrobust.kinds.attack_options import SELECTION_RULES, AttackSectionOptions, SurrogateOptions
 from pcrobust.kinds.common import chunk_units
@@ -24,6 +25,7 @@ from pcrobust.run.context import RunContext
 from pcrobust.schema import validated
 from pcrobust.sections import Section, SectionKind, SectionOptions, SectionResult, Series, Unit
 from pcrobust.specs import option_strings
+from pcrobust.starts import nearest_starts
 from pcrobust.targets import choose_targets
 from pcrobust.vocabulary import NORM_SYMBOLS
 
@@ -44,6 +46,14 @@ def surrogate_entry(surrogate: SurrogateOptions, registries: Registries) -> Mode
         unknown = UnknownNameError(f"model of plugin {surrogate.plugin!r}", surrogate.name, [e.name for e in mine])
         raise PcrobustError(f"surrogate.name: {unknown}")
     return entry
+
+
+@dataclass(frozen=True)
+class ChosenStarts:
+    """Starting points and the dataset indices of their pool's rows."""
+
+    points: StartPoints
+    ids: list[int]
 
 
 def _options(section: Section) -> AttackSectionOptions:
@@ -87,6 +97,9 @@ class AttackSection(SectionKind):
             if "readout" in options.model_fields_set and options.readout == "t":
                 raise PcrobustError("readout: 't' cannot be combined with surrogate; the surrogate's readout is "
                                     "surrogate.readout (avg, last or first)")
+            if getattr(entry.build, "needs_starts", False):
+                raise PcrobustError(f"surrogate: {entry.name} starts from images the attacked model classifies "
+                                    "as the goal, so it cannot run as a transfer attack")
             model = surrogate_entry(options.surrogate, registries)
             update["surrogate"] = options.surrogate.model_copy(update={"name": model.name})
         return options.model_copy(update=update)
@@ -137,26 +150,47 @@ class AttackSection(SectionKind):
             targets = choose_targets(options.target_mode, labels, context.data.num_classes, image_indices=indices,
                                      shift=options.target_shift, seed=context.seed, feedforward_logits=feedforward)
         goal = targets if targets is not None else labels
-        transfer: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
         if options.surrogate is not None:
-            outcome, mode, transfer = self._transfer(options, attack, indices, goal, context)
+            outcome, mode, extra = self._transfer(options, attack, indices, goal, context)
         else:
             model = context.model
             previous = model.gradient_mode
             model.set_gradient_mode(options.gradient_mode or previous)
+            starts = self._starts(options, attack, indices, labels, goal, context)
+            if starts is not None:
+                extra["starts"] = [[int(starts.ids[c]) if c >= 0 else None for c in row]
+                                      for row in starts.points.choice.T.tolist()]
             try:
                 outcome = attack_per_timestep(model, attack, context.data.images[indices], goal, options.epsilons,
                                               context.timesteps, options.readout, context.batch_size,
                                               context.device, context.seed, indices, targeted=targeted,
+                                              starts=starts.points if starts is not None else None,
                                               progress=context.progress)
                 mode = model.gradient_mode
             finally:
                 model.set_gradient_mode(previous)
-        return {**transfer, "indices": indices, "labels": labels.tolist(),
+        return {**extra, "indices": indices, "labels": labels.tolist(),
                 "targets": targets.tolist() if targets is not None else None,
                 "success": outcome.success.permute(0, 2, 1).int().tolist(),
                 "margin": outcome.margin.permute(0, 2, 1).tolist(),
+                "queries": outcome.queries.permute(0, 2, 1).tolist(),
+                "records": {name: values.permute(0, 2, 1).tolist() for name, values in outcome.records.items()},
                 "attack": {"plugin": entry.plugin, **attack.describe()}, "gradient_mode": mode}
+
+    def _starts(self, options: AttackSectionOptions, attack: Attack, indices: list[int], labels: torch.Tensor,
+                goal: torch.Tensor, context: RunContext) -> ChosenStarts | None:
+        """Starting points for an attack that needs them, taken from the evaluated images."""
+        if not attack.needs_starts:
+            return None
+        assert options.norm is not None
+        pool_ids = context.evaluated.tolist()
+        pool_logits = torch.cat([context.clean_logits(number) for number in range(len(context.chunks()))], dim=1)
+        points = nearest_starts(context.data.images[indices], indices, labels, goal,
+                                options.criterion == "targeted", context.data.images[pool_ids], pool_ids,
+                                context.data.labels[pool_ids], pool_logits, options.readout, context.timesteps,
+                                options.norm)
+        return ChosenStarts(points, pool_ids)
 
     def _surrogate(self, surrogate: SurrogateOptions, context: RunContext) -> tuple[TimestepModel, int]:
         """A surrogate and its timesteps, built and checked against the timestep contract once per run."""
@@ -216,6 +250,19 @@ class AttackSection(SectionKind):
         if "surrogate" in first:
             fields["surrogate"] = first["surrogate"]
         indices = [i for _, outcome in outcomes for i in outcome["indices"]]
+        fields["queries"] = _per_timestep_means(options.epsilons, [o["queries"] for _, o in outcomes])
+        names = sorted({name for _, outcome in outcomes for name in outcome.get("records", {})})
+        if names:
+            fields["records"] = {name: _per_timestep_means(options.epsilons, [o["records"][name] for _, o in outcomes])
+                                 for name in names}
+        if "starts" in first:
+            fields["starts"] = {"rule": "the nearest evaluated image (in the attack's norm) that the model puts in "
+                                        "the goal class at the attacked readout"
+                                        + (", of the target class" if targeted else "")
+                                        + "; none: the image was not attacked",
+                                "per_image": {str(i): start for _, outcome in outcomes
+                                              for i, start in zip(outcome["indices"], outcome["starts"],
+                                                                  strict=True)}}
         series = []
         for row, epsilon in enumerate(options.epsilons):
             success = np.asarray([r for _, outcome in outcomes for r in outcome["success"][row]], dtype=bool)
@@ -228,3 +275,16 @@ class AttackSection(SectionKind):
                 series.append(Series(label, {"epsilon": epsilon}, "robust_accuracy", True, indices, ~success,
                                      threat, success))
         return SectionResult(fields, series)
+
+
+def _per_timestep_means(epsilons: Sequence[float], units: Sequence[Sequence[Sequence[Sequence[float]]]]
+                        ) -> list[dict[str, Any]]:
+    """Per ε, the mean and the maximum over images at each timestep of the units' per-image values
+    ``[E][N][T+1]`` (NaN values, of copies never attacked, left out)."""
+    summary = []
+    for row, epsilon in enumerate(epsilons):
+        table = np.asarray([r for values in units for r in values[row]], dtype=float)
+        summary.append({"epsilon": epsilon,
+                        "mean": [None if np.isnan(c).all() else float(np.nanmean(c)) for c in table.T],
+                        "max": [None if np.isnan(c).all() else float(np.nanmax(c)) for c in table.T]})
+    return summary
