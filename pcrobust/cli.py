@@ -92,8 +92,9 @@ def plan_options(command: Any) -> Any:
         click.option("--noise-sigmas", help="Gaussian σ, pixel units, comma-separated; '' for no noise section "
                                             "[default: 0.1,0.2,0.3]"),
         click.option("--attack", help="attack of the attack section, or 'none' [default: bim]"),
-        click.option("--attacks", help="several attacks, comma-separated (e.g. bim,rpgd,spsa): one section each at "
-                                       "its default budget"),
+        click.option("--attacks", help="several attacks, comma-separated (e.g. bim,rpgd,hsj,spsa,transfer): one "
+                                       "section each at its default budget; transfer is BIM crafted on the model's "
+                                       "own feedforward pass (t = 0) and scored at every timestep"),
         click.option("--epsilons", help=field_help(AttackSectionOptions, "epsilons", ", comma-separated")),
         click.option("--norm", help=field_help(AttackSectionOptions, "norm")),
         click.option("--criterion", help=field_help(AttackSectionOptions, "criterion")),

@@ -347,6 +347,27 @@ def _series_table(entry: dict[str, Any], item: dict[str, Any], timesteps: list[A
     return f"<div>{caption}<table><thead><tr>{header}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
 
 
+def _spent_tables(entry: dict[str, Any], timesteps: list[Any]) -> str:
+    """Per ε, the mean per image at each timestep of the attack's queries and of each per-copy record."""
+    tables = [("model queries per image", entry.get("queries"))]
+    tables += [(f"{name} (mean per image)", rows) for name, rows in as_dict(entry.get("records")).items()]
+    parts = []
+    for title, rows in tables:
+        rows = [row for row in as_list(rows) if isinstance(row, dict)]
+        if not rows:
+            continue
+        head = "".join(f"<th>t={_e(t)}</th>" for t in timesteps)
+        body = "".join(f"<tr><th>ε={_e(row.get('epsilon'))}</th>"
+                       + "".join(f"<td>{_e(_count(_at(row.get('mean'), i)))}</td>" for i in range(len(timesteps)))
+                       + "</tr>" for row in rows)
+        parts.append(f'<table class="spent"><caption>{_e(title)}</caption><tr><th></th>{head}</tr>{body}</table>')
+    return "".join(parts)
+
+
+def _count(value: Any) -> str:
+    return f"{float(value):,.1f}" if is_number(value) else "–"
+
+
 def _png_uri(fig: Any) -> str:
     return "data:image/png;base64," + base64.b64encode(plots.figure_png(fig)).decode("ascii")
 
@@ -382,6 +403,7 @@ def _entry_html(results: dict[str, Any], entry: dict[str, Any], stem: str, times
         parts.append(f'<div class="plots">{images}</div>')
     tables = "".join(_series_table(entry, item, timesteps, level) for item in series)
     parts.append(f'<div class="tables">{tables}</div>')
+    parts.append(_spent_tables(entry, timesteps))
     if any(isinstance(item.get("vs_t0"), dict) for item in series):
         stats = results.get("statistics") or {}
         parts.append(f'<p class="note">Highlighted, *: Holm-adjusted p &lt; {1 - level:.2g} '

@@ -29,6 +29,10 @@ ATTACK_FLAGS: dict[str, str] = {
 # flag name → key of the attack's own options
 ATTACK_OPTION_FLAGS: tuple[str, ...] = ("steps", "rel_stepsize", "random_start")
 DEFAULT_ATTACK = "bim"
+# shorthand attack name → the attack section it stands for
+NAMED_SECTIONS: dict[str, dict[str, Any]] = {
+    "transfer": {"attack": "bim", "readout": "first", "name": "transfer"},  # from the model's own t = 0 network
+}
 
 
 def field_help(schema: type[Schema], name: str, extra: str = "") -> str:
@@ -81,9 +85,10 @@ def plan_from_flags(flags: Mapping[str, Any]) -> dict[str, Any]:
         sections.append({"kind": "noise", "sigmas": number_list(sigmas, "noise-sigmas")})
     names = _attack_names(flags)
     for name in names:
-        section: dict[str, Any] = {"kind": "attack", "attack": name}
+        named = NAMED_SECTIONS.get(name, {"attack": name})
+        section: dict[str, Any] = {"kind": "attack", **named}
         for flag, key in ATTACK_FLAGS.items():
-            if flags.get(flag) is not None:
+            if flags.get(flag) is not None and key not in named:
                 section[key] = number_list(flags[flag], "epsilons") if flag == "epsilons" else flags[flag]
         if section.get("epsilons") == []:
             raise PcrobustError("an attack needs at least one epsilon (or --attack none)")

@@ -218,3 +218,11 @@ def test_attacks_shorthand_makes_one_section_per_attack_at_its_default_budget(cl
     assert code == 2 and "--attacks runs each attack at its default budget, so it takes no --steps" in err
     code, _, err = cli("plan", "--plugin", "predify", "--attacks", "bim", "--attack", "rpgd")
     assert code == 2 and "--attack and --attacks exclude each other" in err
+
+
+def test_transfer_in_the_attacks_shorthand_crafts_on_the_feedforward_pass(cli):
+    code, out, err = cli("plan", "--plugin", "predify", "--attacks", "bim,transfer", "--attack-readout", "avg")
+    assert code == 0, err
+    bim, transfer = tomllib.loads(out)["sections"][2:]
+    assert (bim["attack"], bim["readout"]) == ("bim", "avg")
+    assert (transfer["attack"], transfer["readout"], transfer["name"]) == ("bim", "first", "transfer")

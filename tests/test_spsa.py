@@ -102,6 +102,10 @@ def test_an_spsa_section_runs_through_the_cli(cli, tmp_path: Path):
     assert section["attack"]["options"] == {"steps": 2, "delta": 0.01, "lr": 0.01, "samples": 4,
                                             "early_stop_margin": None}
     assert section["series"][0]["key"] == {"epsilon": 0.2} and section["series"][0]["n"] == 2
+    assert section["queries"] == [{"epsilon": 0.2, "mean": [16.0, 16.0], "max": [16.0, 16.0]}], "2 steps × 2 × 4"
+    assert section["records"]["iterations"][0]["mean"] == [2.0, 2.0]
+    report = (tmp_path / "r" / "report.html").read_text()
+    assert "model queries per image" in report and "<td>16.0</td>" in report
 
 
 def test_spsa_queries_are_counted_per_copy_and_frozen_copies_stop_spending(tiny, images):
