@@ -16,12 +16,12 @@ import time
 import warnings
 
 import torch
+from per_timestep import one_attack_per_timestep, right_at_every_timestep
 
 from pcrobust.attacks import GradientAttackOptions
-from pcrobust.engine import attack_per_timestep, predict
+from pcrobust.engine import attack_per_timestep
 from pcrobust.models import evaluation_mode
 from pcrobust_attacks.bim import BIM
-from pcrobust_datasets.mnist import load_mnist_5k
 from pcrobust_predify import mnist
 
 
@@ -43,22 +43,6 @@ def foolbox_per_timestep(model, images, targets, epsilons, timesteps, settings) 
     return counts
 
 
-def own_kernel_per_timestep(model, images, targets, epsilons, timesteps, settings) -> list[list[int]]:
-    """Successes [ε][t] from pcrobust's BIM kernel, but still one attack per (ε, timestep)."""
-    counts = [[0] * (timesteps + 1) for _ in epsilons]
-    bim = BIM(settings, "linf")
-    for t in range(timesteps + 1):
-        def logits_at_t(z, t=t):
-            return model(z, t)[t]
-
-        for e, eps in enumerate(epsilons):
-            x_adv = bim(logits_at_t, images, targets, torch.full((len(images),), eps, device=images.device),
-                        range(len(images)))
-            with torch.no_grad():
-                counts[e][t] = int((logits_at_t(x_adv).argmax(1) == targets).sum())
-    return counts
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=50)
@@ -73,23 +57,18 @@ def main() -> None:
     epsilons = [float(e) for e in args.epsilons.split(",")]
     settings = GradientAttackOptions(steps=10, rel_stepsize=0.2)
     model = mnist.build(None, {}).to(device)
-    data = load_mnist_5k("test")
-    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))
     with evaluation_mode(model):
-        logits = predict(model, data.images[order], args.timesteps, 500, device, progress=False)
-        keep = order[(logits.argmax(2) == data.labels[order]).all(0)][: args.n]
-        images, labels = data.images[keep].to(device), data.labels[keep].to(device)
-        targets = (labels + 1) % 10
+        images, targets, ids = right_at_every_timestep(model, args.timesteps, args.n, device)
 
         def engine() -> list[list[int]]:
             out = attack_per_timestep(model, BIM(settings, "linf"), images, targets, epsilons, args.timesteps, "t",
-                                      args.batch_size, device, 0, keep.tolist(), progress=False)
+                                      args.batch_size, device, 0, ids, progress=False)
             return out.success.sum(2).tolist()
 
         contenders = {"foolbox, one attack per timestep": lambda: foolbox_per_timestep(
                           model, images, targets, epsilons, args.timesteps, settings),
-                      "pcrobust kernel, one attack per (ε, t)": lambda: own_kernel_per_timestep(
-                          model, images, targets, epsilons, args.timesteps, settings),
+                      "pcrobust kernel, one attack per (ε, t)": lambda: one_attack_per_timestep(
+                          model, BIM(settings, "linf"), images, targets, ids, epsilons, args.timesteps),
                       "pcrobust engine, all (ε, t) batched": engine}
         times: dict[str, list[float]] = {name: [] for name in contenders}
         counts: dict[str, list[list[int]]] = {}

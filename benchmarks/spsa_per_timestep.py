@@ -16,28 +16,12 @@ import statistics
 import time
 
 import torch
+from per_timestep import one_attack_per_timestep, right_at_every_timestep
 
-from pcrobust.engine import attack_per_timestep, predict
+from pcrobust.engine import attack_per_timestep
 from pcrobust.models import evaluation_mode
-from pcrobust.seeding import derived_seed, float_key
 from pcrobust_attacks.spsa import SPSA, SPSAOptions
-from pcrobust_datasets.mnist import load_mnist_5k
 from pcrobust_predify import mnist
-
-
-def once_per_timestep(model, attack, images, targets, ids, epsilons, timesteps) -> list[list[int]]:
-    """Successes [ε][t] from one attack per (ε, timestep), seeded as the engine seeds its copies."""
-    counts = [[0] * (timesteps + 1) for _ in epsilons]
-    for t in range(timesteps + 1):
-        def logits_at_t(z, copies=None, t=t):
-            return model(z, t)[t]
-
-        for e, eps in enumerate(epsilons):
-            seeds = [derived_seed(0, float_key(eps), t, i) for i in ids]
-            x_adv = attack(logits_at_t, images, targets, torch.full((len(images),), eps), seeds)
-            with torch.no_grad():
-                counts[e][t] = int((logits_at_t(x_adv).argmax(1) == targets).sum())
-    return counts
 
 
 def main() -> None:
@@ -52,12 +36,8 @@ def main() -> None:
     epsilons = [float(e) for e in args.epsilons.split(",")]
     attack = SPSA(SPSAOptions(steps=args.steps, samples=args.samples), "linf")
     model = mnist.build(None, {})
-    data = load_mnist_5k("test")
-    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))
     with evaluation_mode(model):
-        logits = predict(model, data.images[order], args.timesteps, 500, torch.device("cpu"), progress=False)
-        keep = order[(logits.argmax(2) == data.labels[order]).all(0)][: args.n]
-        images, targets, ids = data.images[keep], (data.labels[keep] + 1) % 10, keep.tolist()
+        images, targets, ids = right_at_every_timestep(model, args.timesteps, args.n, torch.device("cpu"))
         queries: list[float] = []
 
         def engine() -> list[list[int]]:
@@ -66,8 +46,8 @@ def main() -> None:
             queries.append(float(out.queries.sum()))
             return out.success.sum(2).tolist()
 
-        contenders = {"SPSA once per (ε, t)": lambda: once_per_timestep(model, attack, images, targets, ids,
-                                                                          epsilons, args.timesteps),
+        contenders = {"SPSA once per (ε, t)": lambda: one_attack_per_timestep(model, attack, images, targets, ids,
+                                                                                epsilons, args.timesteps),
                       "pcrobust engine, all (ε, t) batched": engine}
         times: dict[str, list[float]] = {name: [] for name in contenders}
         counts: dict[str, list[list[int]]] = {}

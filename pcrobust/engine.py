@@ -194,6 +194,23 @@ def _seed_keys(attack: Attack, epsilons: Sequence[float]) -> list[int]:
     return [float_key(float("inf"))] if attack.minimizes else [float_key(e) for e in epsilons]
 
 
+def _chunk_epsilons(attack: Attack, eps_values: Tensor, e_idx: Tensor, device: torch.device) -> Tensor:
+    """Each copy's ε: its row of the grid, or ∞ for an attack that ``minimizes``."""
+    if attack.minimizes:
+        return torch.full((len(e_idx),), float("inf"), dtype=eps_values.dtype, device=device)
+    return eps_values[e_idx].to(device)
+
+
+def _score_every_timestep(outcome: AttackOutcome, model: TimestepModel, x_adv: Tensor, rows: Tensor | int,
+                          i_idx: Tensor, labels: Tensor, timesteps: int, targeted: bool, queries: Tensor,
+                          records: Mapping[str, Tensor]) -> None:
+    """Score adversarials at every timestep 0..``timesteps`` of one unroll of ``model``, with their costs."""
+    logits = model(x_adv, timesteps)  # [T+1, chunk, K]
+    for t in range(timesteps + 1):
+        outcome.record(rows, t, i_idx, logits[t], labels, targeted)
+        outcome.spent(rows, t, i_idx, queries, records)
+
+
 def attack_per_timestep(model: TimestepModel, attack: Attack, images: Tensor, labels: Tensor,
                         epsilons: Sequence[float], timesteps: int, readout: Readout, batch_size: int,
                         device: torch.device, seed: int, image_ids: Sequence[int], *, targeted: bool = True,
@@ -228,7 +245,6 @@ def attack_per_timestep(model: TimestepModel, attack: Attack, images: Tensor, la
     for chunk in tqdm(chunks, desc=f"attack {type(attack).__name__}", disable=not progress, leave=False):
         t_idx, e_idx, i_idx = chunk.unbind(1)
         x, label = images[i_idx].to(device), labels[i_idx].to(device)
-        epsilon = torch.full((len(chunk),), float("inf"), dtype=x.dtype) if attack.minimizes else eps_values[e_idx]
         scored_t, horizon = t_idx.to(device), int(t_idx.max())
 
         def readout_fn(z: Tensor, copies: Tensor, scored_t: Tensor = scored_t, horizon: int = horizon) -> Tensor:
@@ -242,18 +258,16 @@ def attack_per_timestep(model: TimestepModel, attack: Attack, images: Tensor, la
             choice = starts.choice[torch.tensor([steps.index(t) for t in t_idx.tolist()]), i_idx]
             ready = choice >= 0
             chosen = starts.images[choice.clamp_min(0)].to(device)
-        found = _attack_chunk(attack, logits_fn, x, label, epsilon.to(device), seeds, targeted, chosen,
-                              ready.to(device))
+        found = _attack_chunk(attack, logits_fn, x, label, _chunk_epsilons(attack, eps_values, e_idx, device), seeds,
+                              targeted, chosen, ready.to(device))
         with torch.no_grad():
             for rows, x_adv in _budgets(attack, x, found.inputs, e_idx, eps_values):
                 if readout == "t":
                     outcome.record(rows, t_idx, i_idx, logits_fn.uncounted(x_adv), label, targeted)
                     outcome.spent(rows, t_idx, i_idx, logits_fn.queries, found.records)
                 else:
-                    logits = model(x_adv, timesteps)  # [T+1, chunk, K]
-                    for t in range(timesteps + 1):
-                        outcome.record(rows, t, i_idx, logits[t], label, targeted)
-                        outcome.spent(rows, t, i_idx, logits_fn.queries, found.records)
+                    _score_every_timestep(outcome, model, x_adv, rows, i_idx, label, timesteps, targeted,
+                                          logits_fn.queries, found.records)
     return outcome
 
 
@@ -287,15 +301,12 @@ def transfer_per_timestep(surrogate: TimestepModel, surrogate_timesteps: int, su
                       leave=False):
         _, e_idx, i_idx = chunk.unbind(1)
         x, label = images[i_idx].to(device), labels[i_idx].to(device)
-        epsilon = torch.full((len(chunk),), float("inf"), dtype=x.dtype) if attack.minimizes else eps_values[e_idx]
         logits_fn = CopyLogits(readout_fn, len(chunk), device, uniform=True)
         seeds = [derived_seed(seed, eps_keys[e], 0, int(image_ids[i])) for _, e, i in chunk.tolist()]
-        found = _attack_chunk(attack, logits_fn, x, label, epsilon.to(device), seeds, targeted, None,
-                              torch.ones(len(chunk), dtype=torch.bool, device=device))
+        found = _attack_chunk(attack, logits_fn, x, label, _chunk_epsilons(attack, eps_values, e_idx, device), seeds,
+                              targeted, None, torch.ones(len(chunk), dtype=torch.bool, device=device))
         with torch.no_grad():
             for rows, x_adv in _budgets(attack, x, found.inputs, e_idx, eps_values):
-                logits = target(x_adv, timesteps)  # [T+1, chunk, K]
-                for t in range(timesteps + 1):
-                    outcome.record(rows, t, i_idx, logits[t], label, targeted)
-                    outcome.spent(rows, t, i_idx, logits_fn.queries, found.records)
+                _score_every_timestep(outcome, target, x_adv, rows, i_idx, label, timesteps, targeted,
+                                      logits_fn.queries, found.records)
     return outcome

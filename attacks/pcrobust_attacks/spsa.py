@@ -83,14 +83,14 @@ class SPSA(Attack):
         first, second = torch.zeros_like(x), torch.zeros_like(x)
         active = torch.ones(len(x), dtype=torch.bool, device=x.device)
         iterations = torch.zeros(len(x), dtype=torch.long, device=x.device)
+
+        def loss_fn(z: Tensor, rows: Tensor) -> Tensor:
+            return margin_loss(logits_fn(z, rows), labels[rows], targeted)
+
         for step in range(opts.steps):
             rows = active.nonzero().squeeze(1)
-
-            def loss_fn(z: Tensor, rows: Tensor = rows) -> Tensor:
-                return margin_loss(logits_fn(z, rows), labels[rows], targeted)
-
             if opts.early_stop_margin is not None:
-                active[rows] = loss_fn(x_adv[rows]) >= opts.early_stop_margin
+                active[rows] = loss_fn(x_adv[rows], rows) >= opts.early_stop_margin
                 rows = active.nonzero().squeeze(1)
                 if not len(rows):
                     break

@@ -154,13 +154,13 @@ class AttackSection(SectionKind):
         if options.surrogate is not None:
             outcome, mode, extra = self._transfer(options, attack, indices, goal, context)
         else:
-            model = context.model
-            previous = model.gradient_mode
-            model.set_gradient_mode(options.gradient_mode or previous)
             starts = self._starts(options, attack, indices, labels, goal, context)
             if starts is not None:
                 extra["starts"] = [[int(starts.ids[c]) if c >= 0 else None for c in row]
-                                      for row in starts.points.choice.T.tolist()]
+                                   for row in starts.points.choice.T.tolist()]
+            model = context.model
+            previous = model.gradient_mode
+            model.set_gradient_mode(options.gradient_mode or previous)
             try:
                 outcome = attack_per_timestep(model, attack, context.data.images[indices], goal, options.epsilons,
                                               context.timesteps, options.readout, context.batch_size,

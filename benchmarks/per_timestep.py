@@ -1,0 +1,44 @@
+"""Shared by the benchmark scripts: the reference scripts' method (one attack per (ε, timestep)) and the
+images they attack (test digits right at every timestep)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from pcrobust.attacks import Attack
+from pcrobust.engine import predict
+from pcrobust.models import TimestepModel
+from pcrobust.seeding import derived_seed, float_key
+from pcrobust_datasets.mnist import load_mnist_5k
+
+
+def one_attack_per_timestep(model: TimestepModel, attack: Attack, images: Tensor, targets: Tensor,
+                            ids: Sequence[int], epsilons: Sequence[float], timesteps: int) -> list[list[int]]:
+    """Targeted successes [ε][t] from one attack per (ε, timestep) on the model unrolled to that timestep,
+    each copy seeded as the engine seeds it (run seed 0)."""
+    counts = [[0] * (timesteps + 1) for _ in epsilons]
+    for t in range(timesteps + 1):
+        def logits_at_t(z: Tensor, copies: Tensor | None = None, t: int = t) -> Tensor:
+            return model(z, t)[t]
+
+        for e, eps in enumerate(epsilons):
+            seeds = [derived_seed(0, float_key(eps), t, i) for i in ids]
+            x_adv = attack(logits_at_t, images, targets,
+                           torch.full((len(images),), eps, device=images.device), seeds)
+            with torch.no_grad():
+                counts[e][t] = int((logits_at_t(x_adv).argmax(1) == targets).sum())
+    return counts
+
+
+def right_at_every_timestep(model: TimestepModel, timesteps: int, n: int, device: torch.device
+                            ) -> tuple[Tensor, Tensor, list[int]]:
+    """The first ``n`` test digits (in a permutation seeded 0) right at every timestep: images, targets
+    (y + 1) mod 10 and dataset indices."""
+    data = load_mnist_5k("test")
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))
+    logits = predict(model, data.images[order], timesteps, 500, device, progress=False)
+    keep = order[(logits.argmax(2) == data.labels[order]).all(0)][:n]
+    return data.images[keep].to(device), ((data.labels[keep] + 1) % 10).to(device), keep.tolist()
