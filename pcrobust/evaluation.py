@@ -104,7 +104,7 @@ def run(host: PluginHost, plan: Plan, folder: RunFolder, *, resume: bool = False
     """Execute ``plan`` into ``folder``; returns the results document, or ``None`` for a shard (merge later)."""
     digest = plan.digest()
     context = resolve(host, plan, progress)
-    reused = folder.prepare(digest, resume)
+    reused = folder.prepare(digest, resume, __version__)
     previous = folder.record() if reused else None
     model = context.model.to(context.device)
     with evaluation_mode(model):

@@ -7,7 +7,8 @@ to the width and wraps long titles and verdicts with a hanging indent instead of
 Per section: a heading (title, id, metric and its direction, n), then rows = series and columns = timesteps,
 each cell the value with 3 decimals. A ``*`` follows a value whose Holm-adjusted p against t = 0 is below
 ``1 - level`` (``statistics.level``, 0.95 when absent). Under each series a second row gives its confidence
-interval at t = 0 and at the last timestep. Then each series' one-line verdict. Documents without the
+interval at t = 0 and at the last timestep. Then each series' one-line verdict, and for an attack the model
+queries it spent per image. Documents without the
 statistics fields (older files) get the values alone; a section without series shows its ``note``.
 """
 
@@ -126,6 +127,17 @@ def _verdicts(series: list[dict[str, Any]]) -> Table | None:
     return grid
 
 
+def _queries(entry: dict[str, Any]) -> Text | None:
+    """One line of an attack section's model queries per image, per ε, at the last timestep."""
+    parts = []
+    for row in as_list(entry.get("queries")):
+        row = as_dict(row)
+        mean, most = (_at(values, len(values) - 1) for values in (as_list(row.get("mean")), as_list(row.get("max"))))
+        if is_number(row.get("epsilon")) and is_number(mean) and is_number(most):
+            parts.append(f"ε={row['epsilon']:g} {mean:.4g} (max {most:.4g})")
+    return Text("  model queries per image at the last timestep: " + ", ".join(parts)) if parts else None
+
+
 def _shared_n(entry: dict[str, Any], series: list[dict[str, Any]]) -> tuple[Any, bool]:
     """The n to print in the heading (or None), and whether each series needs its own n column."""
     ns = {item.get("n") for item in series}
@@ -187,6 +199,9 @@ def render_summary(results: dict[str, Any], report_path: Path | None, width: int
         verdicts = _verdicts(series)
         if verdicts is not None:
             console.print(verdicts)
+        queries = _queries(entry)
+        if queries is not None:
+            console.print(queries)
     console.print()
     for line in _footnote(results, level, tested, with_intervals):
         console.print(Text(line))

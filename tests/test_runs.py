@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -143,6 +144,18 @@ def test_resume_refuses_a_folder_holding_another_plan(plan_file, reference, tmp_
     assert code == 2 and "holds another plan" in err and len(err.strip().splitlines()) == 1
     code, _, err = cli("merge", str(reference), str(other.parent / "x"), "--out", str(tmp_path / "m"))
     assert code == 2
+
+
+def test_resume_and_merge_refuse_a_run_written_by_another_version(plan_file, reference, tmp_path, cli):
+    old = tmp_path / "old"
+    shutil.copytree(reference, old)
+    record = json.loads((old / "run.json").read_text())
+    record["facts"]["provenance"]["pcrobust"] = "0.0.1"
+    (old / "run.json").write_text(json.dumps(record))
+    code, _, err = cli("evaluate", "--plan", str(plan_file), "--resume", "--out", str(old))
+    assert code == 2 and "written by pcrobust 0.0.1" in err and len(err.strip().splitlines()) == 1
+    code, _, err = cli("merge", str(old), "--out", str(tmp_path / "m"))
+    assert code == 2 and "0.0.1" in err and not (tmp_path / "m").exists()
 
 
 def test_a_folder_holds_one_run_with_normal_permissions(tmp_path, cli):

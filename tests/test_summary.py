@@ -135,3 +135,13 @@ def test_evaluate_prints_the_summary_and_the_report_path(cli, tmp_path: Path):
     assert code == 0
     assert "n=60" in stdout and "n=6" in stdout
     assert f"report: {out / 'report.html'}" in stdout and (out / "report.html").stat().st_size > 0
+
+
+def test_an_attack_section_shows_the_queries_it_spent_per_image():
+    document = build_document()
+    attack = next(entry for entry in document["sections"] if entry["kind"] == "attack")
+    attack["queries"] = [{"epsilon": 0.1, "mean": [10.0, 12.5], "max": [10.0, 20.0]},
+                         {"epsilon": 0.3, "mean": [None, None], "max": [None, None]}]
+    block = _flat(_blocks(render_summary(document, None, width=120), document)[attack["id"]])
+    assert "model queries per image at the last timestep: ε=0.1 12.5 (max 20)" in block
+    assert "ε=0.3" not in block.split("queries")[1]

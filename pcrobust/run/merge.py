@@ -6,11 +6,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from pcrobust import __version__
 from pcrobust.errors import PcrobustError
 from pcrobust.plan import parse_plan, read_plan_file
 from pcrobust.plugins import PluginHost
 from pcrobust.run.assemble import assemble
-from pcrobust.run.store import PLAN_FILE, RunFolder
+from pcrobust.run.store import PLAN_FILE, RunFolder, written_by
 
 
 def merge_shards(host: PluginHost, shards: list[Path], out: Path) -> tuple[dict[str, Any], RunFolder]:
@@ -27,12 +28,16 @@ def merge_shards(host: PluginHost, shards: list[Path], out: Path) -> tuple[dict[
     digests = {record["plan_digest"] for record in records}
     if len(digests) > 1:
         raise PcrobustError("the folders hold different plans; only shards of one plan merge")
+    versions = {written_by(record) for record in records}
+    if versions != {__version__}:
+        raise PcrobustError(f"the shards were written by pcrobust {', '.join(sorted(map(str, versions)))}; "
+                            f"this is {__version__}, and shards merge only with the version that wrote them")
     plan = parse_plan(read_plan_file(folders[0].path / PLAN_FILE), host.registries)
     digest = plan.digest()
     if digests != {digest}:
         raise PcrobustError(f"{folders[0].path / PLAN_FILE} does not match its run record")
     target = RunFolder(out)
-    target.prepare(digest, resume=False)
+    target.prepare(digest, resume=False, version=__version__)
     record = {**records[0], "shard": None, "outputs": [], "merged_from": len(folders)}
     for section in plan.sections:
         for unit in record["units"][section.id]:

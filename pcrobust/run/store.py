@@ -23,6 +23,12 @@ PLAN_FILE = "plan.toml"
 UNITS_DIR = "units"
 
 
+def written_by(record: Mapping[str, Any]) -> str | None:
+    """The version of pcrobust that wrote a run record."""
+    version: str | None = record.get("facts", {}).get("provenance", {}).get("pcrobust")
+    return version
+
+
 class RunFolder:
     """The stored state of one run in ``path``."""
 
@@ -42,11 +48,12 @@ class RunFolder:
             raise PcrobustError(f"{file} is not a {RUN_SCHEMA} record")
         return record
 
-    def prepare(self, digest: str, resume: bool) -> bool:
+    def prepare(self, digest: str, resume: bool, version: str) -> bool:
         """Make the folder ready for the plan with ``digest``; returns whether stored units are reused.
 
         Without ``resume`` an earlier run's files are removed (files pcrobust did not write are left alone);
-        with it, a folder holding another plan is refused."""
+        with it, a folder holding another plan, or written by another ``version`` of pcrobust (whose stored
+        units may lack what this one assembles), is refused."""
         if self.path.exists() and not self.path.is_dir():
             raise PcrobustError(f"output folder {self.path} is a file")
         record = self.record()
@@ -54,6 +61,9 @@ class RunFolder:
             if record["plan_digest"] != digest:
                 raise PcrobustError(f"{self.path} holds another plan (digest {record['plan_digest'][:12]}, this "
                                     f"plan {digest[:12]}); resume needs the same plan, or use another --out")
+            if written_by(record) != version:
+                raise PcrobustError(f"{self.path} was written by pcrobust {written_by(record)}, this is {version}; "
+                                    "resume needs the same version: run without --resume, or use another --out")
             for leftover in self.path.rglob(".*.tmp"):  # half-written files of a killed process
                 leftover.unlink()
             return True
