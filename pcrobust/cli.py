@@ -1,10 +1,12 @@
-"""The ``pcrobust`` command line: evaluate, plan, merge, report, check, plugins, train."""
+"""The ``pcrobust`` command line: evaluate, plan, merge, report, check, plugins, models, presets, train."""
 
 from __future__ import annotations
 
 import json
 import sys
+import traceback
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -56,20 +58,42 @@ class PcrobustGroup(click.Group):
         except KeyboardInterrupt:
             raise Stopped("interrupted; finished units are stored; continue with --resume") from None
         except (PcrobustError, OSError) as exc:
+            if _settings(ctx).debug:
+                traceback.print_exc()
             raise UserError(first_line(exc)) from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The options given before the command."""
+
+    debug: bool = False
+    exclude: tuple[str, ...] = ()
+
+
+def _settings(ctx: click.Context | None) -> Settings:
+    obj = ctx.find_root().obj if ctx is not None else None
+    return obj if isinstance(obj, Settings) else Settings()
 
 
 def _host() -> PluginHost:
     """The plugin host, imported on first use so that ``--help`` stays fast."""
     from pcrobust.plugins import PluginHost
 
-    return PluginHost.from_environment()
+    return PluginHost.from_environment(_settings(click.get_current_context(silent=True)).exclude)
 
 
 @click.group(cls=PcrobustGroup)
 @click.version_option(package_name="pcrobust")
-def cli() -> None:
-    """Per-timestep robustness of recurrent, brain-inspired vision models."""
+@click.option("--debug", is_flag=True, help="Show the traceback behind an error message.")
+@click.option("--exclude-plugin", "exclude", multiple=True, metavar="NAME",
+              help="Leave out an installed plugin without importing it (repeatable).")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, exclude: tuple[str, ...]) -> None:
+    """Per-timestep robustness of recurrent, brain-inspired vision models.
+
+    Exit status: 0 done, 1 a regression found by `check`, 2 bad input (one line on stderr), 130 interrupted."""
+    ctx.obj = Settings(debug, exclude)
 
 
 def plan_options(command: Any) -> Any:
@@ -166,8 +190,8 @@ def _finish(results: dict[str, Any], folder: RunFolder) -> None:
     folder.set_outputs([p.name for p in written])
     _print_summary(results, next((p for p in written if p.name == "report.html"), None))
     click.echo(f"results written to {path}")
-    for message in results["provenance"].get("plugins_left_out", {}).values():
-        click.echo(f"pcrobust: warning: left out {message}", err=True)
+    for name, message in results["provenance"].get("plugins_left_out", {}).items():
+        click.echo(f"pcrobust: warning: left out {message} (silence: pcrobust --exclude-plugin {name} ...)", err=True)
 
 
 def _print_summary(results: dict[str, Any], report: Path | None = None) -> None:
@@ -243,24 +267,59 @@ def check(ctx: click.Context, results_file: str, baseline: str, tolerance: float
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def plugins(as_json: bool) -> None:
-    """List installed plugins, their versions and what they register."""
+    """List installed plugins, their versions, their default model and what they register."""
     host = _host()
     host.registries  # noqa: B018 - filling the registries may leave out plugins whose hooks fail
-    listing = [{"name": info.name, "distribution": info.distribution, "version": info.version,
-                **({"left_out": host.broken[info.name]} if info.name in host.broken else host.registered_by(info.name))}
-               for info in host.info.values()]
+    listing = [_plugin_listing(host, info.name) for info in host.info.values()]
     listing += [{"name": name, "left_out": why} for name, why in host.broken.items() if name not in host.info]
     if as_json:
         click.echo(json.dumps(listing, indent=2))
         return
     for item in listing:
         if "left_out" in item:
-            click.echo(f"{item['name']}: left out: {item['left_out']}")
+            click.echo(f"{item['name']}: left out: {item['left_out']} (silence: --exclude-plugin {item['name']})")
             continue
-        click.echo(f"{item['name']} ({item['distribution']} {item['version']})")
+        click.echo(f"{item['name']} ({item['distribution']} {item['version']})"
+                   + (f", default model {item['default_model']}" if item["default_model"] else ""))
         for kind, names in item.items():
             if isinstance(names, list) and names:
                 click.echo(f"  {kind}: {', '.join(names)}")
+                for name in names:
+                    click.echo(f"    {name}: {item['descriptions'][kind][name]}")
+
+
+def _plugin_listing(host: PluginHost, name: str) -> dict[str, Any]:
+    info = host.info[name]
+    head = {"name": name, "distribution": info.distribution, "version": info.version}
+    if name in host.broken:
+        return {**head, "left_out": host.broken[name]}
+    registered = host.registered_by(name)
+    descriptions = {kind: {entry: str(host.registries.by_kind()[kind].get(entry).description) for entry in names}
+                    for kind, names in registered.items()}
+    return {**head, **registered, "default_model": host.default_model(name), "descriptions": descriptions}
+
+
+@cli.command()
+@click.option("--plugin", default=None, help="Only the models of this plugin.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def models(plugin: str | None, as_json: bool) -> None:
+    """List the models (all, or one plugin's): dataset, default, and the options `-o KEY=VALUE` they take."""
+    host = _host()
+    if plugin is not None:
+        host.plugin(plugin)
+    listing = [{"name": entry.name, "plugin": entry.plugin, "description": entry.description,
+                "dataset": entry.dataset or None, "default": entry.name == host.default_model(entry.plugin),
+                "trainable": entry.train is not None, "options": dict(entry.option_help)}
+               for entry in host.registries.models if plugin in (None, entry.plugin)]
+    if as_json:
+        click.echo(json.dumps(listing, indent=2))
+        return
+    for item in listing:
+        flags = [f"plugin {item['plugin']}", f"dataset {item['dataset'] or 'given with --dataset'}"]
+        flags += ["default"] * item["default"] + ["trainable with `pcrobust train`"] * item["trainable"]
+        click.echo(f"{item['name']} ({', '.join(flags)}): {item['description']}")
+        for key, text in item["options"].items():
+            click.echo(f"  -o {key}=...  {text}")
 
 
 @cli.command()

@@ -7,6 +7,7 @@ and handed a :class:`~pcrobust.registry.Registrar` bound to its name, so each en
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
@@ -45,20 +46,22 @@ def allow_list_from_environment() -> list[str] | None:
 class PluginHost:
     """A pluggy manager holding the built-in entries and every allowed entry-point plugin."""
 
-    def __init__(self, allow: list[str] | None = None) -> None:
+    def __init__(self, allow: list[str] | None = None, exclude: Sequence[str] = ()) -> None:
         self.manager = pluggy.PluginManager(ENTRY_POINT_GROUP)
         self.manager.add_hookspecs(hookspecs)
         self.info: dict[str, PluginInfo] = {}
         self.broken: dict[str, str] = {}  # plugin name → why it was left out (one line)
         self._registries: Registries | None = None
-        self._load_entry_points(allow)
+        self.excluded = set(exclude)
+        self._load_entry_points(allow, self.excluded)
 
     @classmethod
-    def from_environment(cls) -> PluginHost:
-        return cls(allow_list_from_environment())
+    def from_environment(cls, exclude: Sequence[str] = ()) -> PluginHost:
+        return cls(allow_list_from_environment(), exclude)
 
-    def _load_entry_points(self, allow: list[str] | None) -> None:
-        """The core's own plugin (entry point ``builtin``) first and always, then the allowed ones by name.
+    def _load_entry_points(self, allow: list[str] | None, exclude: set[str]) -> None:
+        """The core's own plugin (entry point ``builtin``) first and always, then the allowed ones by name,
+        but never those in ``exclude`` (not even imported).
 
         A plugin that fails to load or to register is left out and recorded in :attr:`broken`; the others load.
         """
@@ -69,8 +72,13 @@ class PluginHost:
             missing = [name for name in allow if name not in found]
             if missing:
                 raise UnknownNameError(f"plugin (from {ALLOW_LIST_VARIABLE})", missing[0], list(found))
+        if BUILTIN_NAME in exclude:
+            raise PcrobustError(f"the core's plugin {BUILTIN_NAME!r} cannot be excluded")
+        unknown = sorted(exclude - set(found))
+        if unknown:
+            raise UnknownNameError("plugin to exclude", unknown[0], [name for name in found if name != BUILTIN_NAME])
         for name, ep in sorted(found.items(), key=lambda item: (item[0] != BUILTIN_NAME, item[0])):
-            if allow is not None and name not in allow and name != BUILTIN_NAME:
+            if name in exclude or (allow is not None and name not in allow and name != BUILTIN_NAME):
                 continue
             try:
                 plugin = ep.load()
@@ -141,6 +149,8 @@ class PluginHost:
         self.registries  # noqa: B018 - collecting may leave out plugins whose hooks fail
         if name in self.broken:
             raise PcrobustError(self.broken[name])
+        if name in self.excluded:
+            raise PcrobustError(f"plugin {name!r} is excluded (--exclude-plugin {name})")
         if name not in self.info:
             raise UnknownNameError("plugin", name, [n for n in self.info if n != BUILTIN_NAME])
         return self.info[name]
@@ -154,10 +164,15 @@ class PluginHost:
             if entry.plugin != plugin:
                 raise UnknownNameError(f"model of plugin {plugin!r}", model, [e.name for e in mine])
             return entry
-        defaults = [entry for entry in mine if entry.default] or mine
-        if not defaults:
+        default = self.default_model(plugin)
+        if default is None:
             raise PcrobustError(f"plugin {plugin!r} registers no models")
-        return defaults[0]
+        return self.registries.models.get(default)
+
+    def default_model(self, plugin: str) -> str | None:
+        """The model ``--plugin`` alone evaluates, or ``None`` for a plugin without models."""
+        mine = [entry for entry in self.registries.models if entry.plugin == plugin]
+        return next((entry.name for entry in mine if entry.default), mine[0].name if mine else None)
 
     def registered_by(self, plugin: str) -> dict[str, list[str]]:
         """What ``plugin`` registered, by kind."""

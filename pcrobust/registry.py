@@ -33,7 +33,8 @@ class ModelEntry:
 
     ``build(weights, options)`` returns a ready model (weights ``None`` = the entry's own);
     ``weight_files(weights, options)`` lists the files whose checksums go into results;
-    ``train(request)``, when given, trains the entry's weights (and reproduces shipped ones).
+    ``train(request)``, when given, trains the entry's weights (and reproduces shipped ones);
+    ``option_help`` documents each option ``build`` accepts (``-o KEY=VALUE``), as ``pcrobust models`` shows.
     """
 
     name: str
@@ -43,6 +44,7 @@ class ModelEntry:
     weight_files: Callable[[Path | None, Options], list[Path]]
     train: Callable[[TrainingRequest], Path] | None = None
     default: bool = False
+    option_help: Mapping[str, str] = field(default_factory=dict)
     plugin: str = ""
 
 

@@ -133,8 +133,12 @@ def test_plugins_command_lists_names_versions_and_entries(cli, third_party):
     assert code == 0
     assert "predify (pcrobust " in out and "fake (fakeplug 1.2.3)" in out
     assert "models: custom, mnist-pnet, pefficientnetb0, pvgg16" in out
+    assert "predify (pcrobust " in out and ", default model mnist-pnet" in out
+    assert "    bim: BIM, L∞" in out and "    fake-bim: a third-party attack" in out
     code, out, _ = cli("plugins", "--json")
     listing = {item["name"]: item for item in json.loads(out)}
+    assert listing["predify"]["default_model"] == "mnist-pnet" and listing["attacks"]["default_model"] is None
+    assert listing["fake"]["descriptions"]["attacks"] == {"fake-bim": "a third-party attack"}
     assert listing["attacks"]["attacks"] == ["bim", "rpgd", "spsa"] and listing["fake"]["version"] == "1.2.3"
     assert listing["datasets"]["datasets"] == ["foolbox-imagenet", "mnist-5k"] and listing["fake"]["sections"] == []
 
@@ -166,3 +170,43 @@ def test_one_broken_plugin_never_stops_the_others(install, cli, tmp_path, source
     assert code == 0 and f"fake: left out: {reason}" in out and "predify (pcrobust" in out
     code, _, err = cli("evaluate", "--plugin", "fake", "--quiet", "--out", str(tmp_path / "f"))
     assert code == 2 and err.strip() == f"pcrobust: error: {reason}"
+    code, out, err = cli("--exclude-plugin", "fake", "evaluate", "--plugin", "predify", "--n-clean", "20",
+                         "--timesteps", "0", "--attack", "none", "--noise-sigmas", "", "--quiet",
+                         "--out", str(tmp_path / "x"))
+    assert code == 0 and "warning" not in err, "an excluded plugin is not even imported"
+    assert json.loads((tmp_path / "x" / "results.json").read_text())["provenance"]["plugins_left_out"] == {}
+
+
+def test_excluding_a_plugin_leaves_it_out_and_names_must_exist(cli, third_party):
+    host = PluginHost(exclude=["fake", "attacks"])
+    assert "fake" not in host.info and host.registries.attacks.names() == []
+    with pytest.raises(PcrobustError, match=r"plugin 'attacks' is excluded \(--exclude-plugin attacks\)"):
+        host.plugin("attacks")
+    with pytest.raises(UnknownNameError, match="unknown plugin to exclude 'nope'"):
+        PluginHost(exclude=["nope"])
+    with pytest.raises(PcrobustError, match="cannot be excluded"):
+        PluginHost(exclude=["builtin"])
+    code, out, err = cli("--exclude-plugin", "fake", "plugins")
+    assert code == 0 and "fake" not in out and "predify (pcrobust" in out
+
+
+def test_debug_shows_the_traceback_behind_a_one_line_error(cli):
+    code, _, err = cli("evaluate", "--plugin", "nope")
+    assert code == 2 and "Traceback" not in err and err.strip().startswith("pcrobust: error: unknown plugin 'nope'")
+    code, _, err = cli("--debug", "evaluate", "--plugin", "nope")
+    assert code == 2 and "Traceback (most recent call last)" in err and "UnknownNameError" in err
+    assert err.strip().splitlines()[-1].startswith("pcrobust: error: unknown plugin 'nope'")
+
+
+def test_models_lists_each_model_with_its_dataset_default_and_options(cli):
+    code, out, _ = cli("models", "--plugin", "predify")
+    assert code == 0
+    assert out.startswith("mnist-pnet (plugin predify, dataset mnist-5k, default, trainable with `pcrobust train`)")
+    assert "  -o beta=...  feedforward weight β" in out and "  -o config=...  TOML file" in out
+    code, out, _ = cli("models", "--json")
+    listing = {item["name"]: item for item in json.loads(out)}
+    assert listing["mnist-pnet"]["default"] and not listing["custom"]["default"]
+    assert set(listing["custom"]["options"]) == {"beta", "lambda", "alpha", "config", "backbone"}
+    assert listing["custom"]["dataset"] is None
+    code, _, err = cli("models", "--plugin", "nope")
+    assert code == 2 and "unknown plugin 'nope'" in err

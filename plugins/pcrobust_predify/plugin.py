@@ -8,6 +8,21 @@ from pcrobust.hookspecs import hookimpl
 from pcrobust.registry import ModelEntry, ModelRegistrar, PresetEntry, PresetRegistrar
 from pcrobust_predify import custom, mnist, presets, recipes
 
+DYNAMICS_HELP = {
+    "beta": "feedforward weight β of every pcoder (β + λ ≤ 1) [default: the network's]",
+    "lambda": "feedback weight λ of every pcoder [default: the network's]",
+    "alpha": "error-correction rate α of every pcoder [default: the network's]",
+}
+RECIPE_HELP = {
+    **DYNAMICS_HELP,
+    "backbone": "torchvision weights file of the backbone (with feedback_dir, instead of --weights)",
+    "feedback_dir": "folder of the reference pcoders' feedback weights '*pc<n>_*.pth' (with backbone)",
+}
+CUSTOM_HELP = {
+    **DYNAMICS_HELP,
+    "config": "TOML file naming the pcoders' layers, input size, classes and normalisation (required)",
+    "backbone": "module:factory returning the backbone nn.Module (required)",
+}
 RECIPE_DESCRIPTIONS = {
     "pvgg16": "PVGG16 over torchvision vgg16, 5 pcoders, local weights (needs torchvision)",
     "pefficientnetb0": "PEfficientNetB0 over torchvision efficientnet_b0, 8 pcoders, local weights (needs torchvision)",
@@ -18,12 +33,13 @@ RECIPE_DESCRIPTIONS = {
 def pcrobust_register_models(registry: ModelRegistrar) -> None:
     registry.add(ModelEntry(
         name=mnist.MODEL_NAME,
-        description="3-pcoder Predify digit net (mnist-5k), shipped weights; options beta, lambda, alpha",
+        description="3-pcoder Predify digit net (mnist-5k), shipped weights",
         build=mnist.build,
         dataset=mnist.DATASET,
         weight_files=mnist.weight_files,
         train=mnist.train,
         default=True,
+        option_help=DYNAMICS_HELP,
     ))
     for name, recipe in recipes.RECIPES.items():
         registry.add(ModelEntry(
@@ -32,6 +48,7 @@ def pcrobust_register_models(registry: ModelRegistrar) -> None:
             build=partial(recipes.build_recipe, recipe),
             dataset="foolbox-imagenet",
             weight_files=recipes.weight_files,
+            option_help=RECIPE_HELP,
         ))
     registry.add(ModelEntry(
         name=custom.MODEL_NAME,
@@ -40,6 +57,7 @@ def pcrobust_register_models(registry: ModelRegistrar) -> None:
         dataset="",
         weight_files=custom.weight_files,
         train=custom.train,
+        option_help=CUSTOM_HELP,
     ))
 
 
