@@ -307,7 +307,7 @@ def models(plugin: str | None, as_json: bool) -> None:
     host = _host()
     if plugin is not None:
         host.plugin(plugin)
-    listing = [{"name": entry.name, "plugin": entry.plugin, "description": entry.description,
+    listing: list[dict[str, Any]] = [{"name": entry.name, "plugin": entry.plugin, "description": entry.description,
                 "dataset": entry.dataset or None, "default": entry.name == host.default_model(entry.plugin),
                 "trainable": entry.train is not None, "options": dict(entry.option_help)}
                for entry in host.registries.models if plugin in (None, entry.plugin)]
@@ -316,7 +316,8 @@ def models(plugin: str | None, as_json: bool) -> None:
         return
     for item in listing:
         flags = [f"plugin {item['plugin']}", f"dataset {item['dataset'] or 'given with --dataset'}"]
-        flags += ["default"] * item["default"] + ["trainable with `pcrobust train`"] * item["trainable"]
+        flags += [flag for flag, given in (("default", item["default"]),
+                                           ("trainable with `pcrobust train`", item["trainable"])) if given]
         click.echo(f"{item['name']} ({', '.join(flags)}): {item['description']}")
         for key, text in item["options"].items():
             click.echo(f"  -o {key}=...  {text}")
