@@ -175,11 +175,12 @@ def evaluate(plan_file: str | None, preset: str | None, out: str, resume: bool, 
     plan = _plan(host, plan_file, preset, flags)
     part = Shard.parse(shard) if shard else None
     folder = RunFolder(Path(out))
-    results = run(host, plan, folder, resume=resume, shard=part, progress=not quiet)
-    if results is None:
-        click.echo(f"shard {part} stored in {folder.path}; combine the shards with `pcrobust merge`")
-        return
-    _finish(results, folder)
+    with folder.locked():
+        results = run(host, plan, folder, resume=resume, shard=part, progress=not quiet)
+        if results is None:
+            click.echo(f"shard {part} stored in {folder.path}; combine the shards with `pcrobust merge`")
+            return
+        _finish(results, folder)
 
 
 def _finish(results: dict[str, Any], folder: RunFolder) -> None:

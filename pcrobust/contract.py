@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from pcrobust.errors import PcrobustError
+from pcrobust.errors import PcrobustError, first_line
 from pcrobust.models import TimestepModel
 
 PROBE_IMAGES = 3
@@ -19,7 +19,11 @@ def check_timestep_contract(model: TimestepModel, images: Tensor, num_classes: i
     probe = images[:PROBE_IMAGES].to(device)
     expected = (timesteps + 1, len(probe), num_classes)
     with torch.no_grad():
-        logits = model(probe, timesteps)
+        try:
+            logits = model(probe, timesteps)
+        except Exception as exc:  # an untrusted model: name it and what it was given, in one line
+            raise PcrobustError(f"{who} failed on {len(probe)} images of shape {list(probe.shape[1:])}: "
+                                f"{first_line(exc)}") from None
         if not isinstance(logits, Tensor) or tuple(logits.shape) != expected:
             shape = list(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
             raise PcrobustError(f"{who} broke the timestep contract: logits {shape}, expected [T+1, B, K] = "

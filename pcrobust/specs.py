@@ -8,6 +8,8 @@ from pydantic import Field
 
 from pcrobust.schema import Schema
 
+MAX_TIMESTEPS = 1000  # a bound, so a mistyped T is refused instead of running for hours
+
 Device = Literal["auto", "cpu", "cuda"]
 ModelOptions = dict[str, str | int | float | bool]
 
@@ -37,7 +39,8 @@ class DataSpec(Schema):
 
 
 class RunSpec(Schema):
-    timesteps: int | None = Field(None, ge=0, description="recurrent updates T (default: the model's)")
+    timesteps: int | None = Field(None, ge=0, le=MAX_TIMESTEPS,
+                                  description=f"recurrent updates T, at most {MAX_TIMESTEPS} (default: the model's)")
     device: Device = Field("auto", description="auto, cpu or cuda")
     batch_size: int = Field(500, ge=1, description="inputs per forward call")
     images_per_unit: int = Field(500, ge=1, description="images per stored unit of work")

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import pickle
 import re
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
+import torch
 
 from pcrobust.results import SCHEMA
 from tests.conftest import REPO
@@ -126,12 +130,41 @@ def test_check_exit_codes(small_run: Path, tmp_path: Path, cli):
      "section 2 (attack bim): target shift 10 maps every label onto itself"),
     (("--plugin", "predify", "--split", "val"), "unknown split 'val'"),
     (("--plugin", "predify", "--model", "custom"), "has no default dataset; name one with --dataset"),
+    (("--plugin", "predify", "--timesteps", "10000"), "run: timesteps: input should be less than or equal to 1000"),
+    (("--plugin", "predify", "--dataset", "foolbox-imagenet"),
+     "model 'mnist-pnet' of plugin 'predify' failed on 3 images of shape [3, 224, 224]: "),
 ])
 def test_bad_input_is_one_line_and_exit_2(cli, tmp_path: Path, args, message):
     code, out, err = cli("evaluate", *args, "--quiet", "--out", str(tmp_path / "r"))
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and message in err
     assert not (tmp_path / "r").exists()
+
+
+class Payload:
+    """Runs a shell command when unpickled: what a malicious checkpoint carries."""
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return os.system, ("touch pwned",)
+
+
+def test_checkpoints_that_are_unsafe_or_corrupt_are_refused_in_one_line(cli, tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    torch.save({"backbone": Payload()}, tmp_path / "payload.pt")
+    with open(tmp_path / "legacy.pt", "wb") as handle:
+        pickle.dump({"backbone": Payload()}, handle)
+    shipped = (REPO / "plugins" / "pcrobust_predify" / "weights" / "mnist_pnet.pt").read_bytes()
+    (tmp_path / "truncated.pt").write_bytes(shipped[:300])
+    (tmp_path / "text.pt").write_text("not a checkpoint")
+    expected = {"payload.pt": "was refused as unsafe: it holds Python objects, not only tensors (it names posix.system)"
+                              "; nothing in it was run",
+                "legacy.pt": "is not a PyTorch checkpoint (corrupt, or a plain pickle, which is refused unread)",
+                "truncated.pt": "is corrupt or truncated: torch cannot read it",
+                "text.pt": "is not a PyTorch checkpoint (corrupt, or a plain pickle, which is refused unread)"}
+    for name, message in expected.items():
+        code, _, err = cli("evaluate", "--plugin", "predify", "--weights", name, "--quiet", "--out", "r")
+        assert code == 2 and err.strip() == f"pcrobust: error: checkpoint {name} {message}", err
+    assert not (tmp_path / "pwned").exists() and not (tmp_path / "r").exists()
 
 
 def test_unwritable_output_is_one_line(cli, tmp_path: Path):

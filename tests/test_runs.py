@@ -121,6 +121,22 @@ def test_ctrl_c_stops_after_the_current_unit_with_exit_130(plan_file, reference,
     assert comparable(out) == comparable(reference)
 
 
+def test_a_second_run_writing_to_the_same_folder_at_once_is_refused(plan_file, reference, tmp_path, cli):
+    out = tmp_path / "run"
+    first = start(plan_file, out)
+    try:
+        if not wait_until(first, lambda: (out / "run.json").exists()):
+            pytest.fail("the first run ended before a second could start")
+        code, _, err = cli("evaluate", "--plan", str(plan_file), "--quiet", "--out", str(out))
+        assert code == 2 and "another pcrobust process is writing to" in err and len(err.strip().splitlines()) == 1
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=60)
+    code, _, err = cli("evaluate", "--plan", str(plan_file), "--quiet", "--resume", "--out", str(out))
+    assert code == 0, "a killed process holds no lock"
+    assert comparable(out) == comparable(reference)
+
+
 def test_shards_merge_into_the_single_process_results(plan_file, reference, tmp_path, cli):
     shards = [tmp_path / "a", tmp_path / "b", tmp_path / "c"]
     for number, folder in enumerate(shards, start=1):

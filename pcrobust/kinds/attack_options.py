@@ -8,7 +8,7 @@ from pydantic import Field
 
 from pcrobust.schema import Schema
 from pcrobust.sections import SectionOptions
-from pcrobust.specs import ModelOptions
+from pcrobust.specs import MAX_TIMESTEPS, ModelOptions
 from pcrobust.vocabulary import Norm, Readout, TargetMode
 
 Criterion = Literal["targeted", "untargeted"]
@@ -27,7 +27,8 @@ class SurrogateOptions(Schema):
     name: str | None = Field(None, min_length=1, description="the surrogate model (default: the plugin's default)")
     options: ModelOptions = Field(default_factory=dict, description="the surrogate's options")
     readout: Literal["last", "first", "avg"] = Field("last", description="attacked readout of the surrogate")
-    timesteps: int | None = Field(None, ge=0, description="surrogate timesteps (default: the surrogate's default)")
+    timesteps: int | None = Field(None, ge=0, le=MAX_TIMESTEPS,
+                                  description="surrogate timesteps (default: the surrogate's default)")
 
 
 class AttackSectionOptions(SectionOptions):

@@ -7,9 +7,11 @@ files and ``--resume`` can refuse a folder that holds another plan.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ RUN_SCHEMA = "pcrobust.run/1"
 RUN_RECORD = "run.json"
 PLAN_FILE = "plan.toml"
 UNITS_DIR = "units"
+LOCK_FILE = ".pcrobust.lock"
 
 
 def written_by(record: Mapping[str, Any]) -> str | None:
@@ -34,6 +37,31 @@ class RunFolder:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the folder for one process: a second run writing to it at once is refused with one line.
+
+        The lock is an ``flock`` on a file in the folder, so the system releases it when the process ends,
+        however it ends. A folder this call created is removed again if nothing but the lock was written."""
+        if self.path.exists() and not self.path.is_dir():
+            raise PcrobustError(f"output folder {self.path} is a file")
+        created = not self.path.exists()
+        self.path.mkdir(parents=True, exist_ok=True)
+        lock = self.path / LOCK_FILE
+        with open(lock, "w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise PcrobustError(f"another pcrobust process is writing to {self.path}; wait for it, or use "
+                                    "another --out") from None
+            try:
+                yield
+            finally:
+                if created and [p.name for p in self.path.iterdir()] == [LOCK_FILE]:
+                    lock.unlink()
+                    self.path.rmdir()
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def record(self) -> dict[str, Any] | None:
         """The run record, or ``None`` when the folder holds no run."""

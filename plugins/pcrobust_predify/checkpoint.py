@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from pcrobust.errors import PcrobustError, first_line
+from pcrobust.weights import load_tensors
 from pcrobust_predify.network import PredifyNet
 
 FORMAT = "pcrobust-predify/1"
@@ -22,19 +23,9 @@ def save_checkpoint(net: PredifyNet, path: Path, metadata: dict[str, Any]) -> Pa
     return path
 
 
-def load_weights_file(path: Path, what: str = "weight file") -> Any:
-    """``torch.load(path, weights_only=True)`` on the CPU, with one-line errors."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise PcrobustError(f"{what} {path} does not exist") from None
-    except Exception as exc:  # torch raises many types for corrupt or unsafe files
-        raise PcrobustError(f"cannot load {what} {path}: {first_line(exc)}") from None
-
-
 def load_checkpoint(net: PredifyNet, path: Path) -> dict[str, Any]:
     """Load weights into ``net``; returns the checkpoint's metadata. Hyperparameters are not stored."""
-    blob = load_weights_file(path, "checkpoint")
+    blob = load_tensors(path, "checkpoint")
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise PcrobustError(f"{path} is not a {FORMAT} checkpoint")
     try:

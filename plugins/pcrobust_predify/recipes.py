@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from pcrobust.errors import PcrobustError, first_line
-from pcrobust_predify.checkpoint import load_checkpoint, load_weights_file
+from pcrobust.weights import load_tensors
+from pcrobust_predify.checkpoint import load_checkpoint
 from pcrobust_predify.config import load_config, predify, split_options
 from pcrobust_predify.network import PredifyNet
 
@@ -48,7 +49,7 @@ def torchvision_backbone(builder: str, weights: Path | None) -> nn.Module:
     net: nn.Module = getattr(torchvision.models, builder)(weights=None)
     if weights is not None:
         try:
-            net.load_state_dict(load_weights_file(weights))
+            net.load_state_dict(load_tensors(weights))
         except RuntimeError as exc:
             raise PcrobustError(f"{weights} is not a {builder} state dict: {first_line(exc)}") from None
     return net
@@ -69,7 +70,7 @@ def load_reference_feedback(net: PredifyNet, directory: Path) -> None:
         matches = sorted(directory.glob(f"*pc{n}_*.pth"))
         if not matches:
             raise PcrobustError(f"no feedback file matching '*pc{n}_*.pth' in {directory}")
-        state = reference_predictor_state(load_weights_file(matches[-1]))
+        state = reference_predictor_state(load_tensors(matches[-1]))
         try:
             pcoder.predictor.load_state_dict(state)
         except RuntimeError as exc:
