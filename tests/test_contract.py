@@ -65,6 +65,28 @@ class BatchDependent(Linear):
         return super().logits(x - x.mean(0, keepdim=True))
 
 
+class NaNAfterFeedforward(Linear):
+    def unroll(self, x, timesteps, *, reconstructions=False, errors=True):
+        logits = super().unroll(x, timesteps).logits.clone()
+        logits[1:] = float("nan")
+        return TimestepOutput(logits)
+
+
+class FewerTimesteps(Linear):
+    def unroll(self, x, timesteps, *, reconstructions=False, errors=True):
+        return super().unroll(x, timesteps - 1)
+
+
+class DropoutLeftOn(Linear):
+    def logits(self, x):
+        return torch.nn.functional.dropout(super().logits(x), 0.5, training=True)
+
+
+class Raises(Linear):
+    def logits(self, x):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+
 class NotAModel(torch.nn.Module):
     pass
 
@@ -86,6 +108,10 @@ def host_with(model: torch.nn.Module) -> PluginHost:
     (WrongShape(), "logits [3, 10], expected [T+1, B, K] = [2, 3, 10]"),
     (WrongClasses(), "expected [T+1, B, K] = [2, 3, 10] (K = the dataset's 10 classes)"),
     (NotFinite(), "non-finite logits"),
+    (NaNAfterFeedforward(), "non-finite logits"),
+    (FewerTimesteps(), "logits [1, 3, 10], expected [T+1, B, K] = [2, 3, 10]"),
+    (DropoutLeftOn(), "two calls on the same images differ"),
+    (Raises(), "failed on 3 images of shape [1, 28, 28]: mat1 and mat2 shapes cannot be multiplied"),
     (Stateful(), "two calls on the same images differ"),
     (BatchDependent(), "depend on the other images of its batch"),
     (NotAModel(), "built a NotAModel, not a pcrobust.models.TimestepModel"),
