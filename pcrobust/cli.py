@@ -160,7 +160,8 @@ def _plan(host: PluginHost, plan_file: str | None, preset: str | None, flags: di
 @click.option("--plan", "plan_file", type=click.Path(dir_okay=False), help="A TOML plan (see `pcrobust plan`).")
 @click.option("--preset", help="A plan shipped in a package (see `pcrobust presets`).")
 @plan_options
-@click.option("--out", type=click.Path(file_okay=False), default="pcrobust-results", show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), default="pcrobust-results", show_default=True,
+              help="Folder of the run (one run per folder).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out, skipping finished units.")
 @click.option("--shard", default=None, help="Run only shard i of n (i/n, 1-based); merge the folders after.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
@@ -243,7 +244,8 @@ def report(results_file: str, out: str | None) -> None:
 
 @cli.command()
 @click.argument("results_file", type=click.Path(dir_okay=False))
-@click.option("--baseline", required=True, type=click.Path(dir_okay=False))
+@click.option("--baseline", required=True, type=click.Path(dir_okay=False),
+              help="A results.json to compare against (e.g. baselines/predify-mnist-pnet.json).")
 @click.option("--tolerance", type=float, default=0.02, show_default=True,
               help="Largest allowed worsening of any metric (absolute, in rate units).")
 @click.option("--outside-interval", is_flag=True,
@@ -325,10 +327,10 @@ def models(plugin: str | None, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--plugin", required=True)
-@click.option("--model", default=None)
+@click.option("--plugin", required=True, help="The plugin whose model is trained.")
+@click.option("--model", default=None, help="The model to train [default: the plugin's default model].")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Checkpoint file to write.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random draw of the training.")
 @click.option("-o", "--option", "options", multiple=True, help="Training option KEY=VALUE.")
 def train(plugin: str, model: str | None, out: str, seed: int, options: tuple[str, ...]) -> None:
     """Train a model's weights as its plugin defines (reproduces shipped checkpoints)."""

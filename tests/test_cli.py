@@ -7,9 +7,11 @@ import os
 import pickle
 import re
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 import torch
 
@@ -271,3 +273,26 @@ def test_transfer_in_the_attacks_shorthand_crafts_on_the_feedforward_pass(cli):
     bim, transfer = tomllib.loads(out)["sections"][2:]
     assert (bim["attack"], bim["readout"]) == ("bim", "avg")
     assert (transfer["attack"], transfer["readout"], transfer["name"]) == ("bim", "first", "transfer")
+
+
+def _options(command: click.Command, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], click.Option]]:
+    for param in command.params:
+        if isinstance(param, click.Option):
+            yield path, param
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            yield from _options(sub, (*path, name))
+
+
+def test_every_cli_option_has_help_and_fixed_choices_are_listed():
+    from pcrobust.cli import cli as command
+
+    found = list(_options(command, ("pcrobust",)))
+    assert len(found) > 40
+    for path, option in found:
+        assert option.help or option.name in ("version", "help"), (path, option.opts)
+    helps = {(path[-1], option.opts[-1]): option.help or "" for path, option in found}
+    for key, choices in {("evaluate", "--device"): ("auto", "cpu", "cuda"),
+                         ("evaluate", "--criterion"): ("targeted", "untargeted"),
+                         ("evaluate", "--attack-readout"): ("t", "avg", "last", "first")}.items():
+        assert all(choice in helps[key] for choice in choices), (key, helps[key])
