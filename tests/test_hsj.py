@@ -4,6 +4,7 @@ query budgets, untargeted and targeted success, Foolbox as an oracle, and a plan
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,15 @@ from pcrobust_predify.network import PredifyNet
 
 FAST = {"steps": 4, "initial_evals": 10}
 INF = float("inf")
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """One intra-op thread: the tiny model's many small calls only lose time to threads contending for cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def at(model: PredifyNet, timestep: int):

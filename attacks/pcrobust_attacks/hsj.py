@@ -77,12 +77,12 @@ class Decisions:
 class HopSkipJump(Attack):
     """From each copy's adversarial start (``starts``), a binary search to the boundary between it and the
     clean image, then ``steps`` iterations of: an estimate of the boundary's normal from ``initial_evals·√t``
-    random directions (Gaussian for L2, uniform for L∞, of length δ = γ·distance/d; 0.1 at t = 1), drawn from
-    ``derived_seed(the copy's seed, t)``; a geometric search from distance/√t, halving until the step along the
-    estimate (its sign for L∞) stays adversarial; a binary search back to the boundary (threshold θ =
-    γ/d^1.5 for L2, blending; γ/d² for L∞, clipping to a shrinking box). Every point a copy holds was asked
-    and found adversarial; the smallest it found is returned. The gradient is normalised per copy, so no
-    copy's step depends on the others.
+    random directions (Gaussian for L2, uniform in the cube for L∞) of length δ (√d·θ·distance for L2,
+    d·θ·distance for L∞; 0.1 at t = 1), drawn from ``derived_seed(the copy's seed, t)``; a geometric search
+    from distance/√t, halving until the step along the estimate (its sign for L∞) stays adversarial; a binary
+    search back to the boundary (threshold θ = γ/d^1.5 for L2, blending; γ/d² for L∞, clipping to a
+    shrinking box). Every point a copy holds was asked and found adversarial; the smallest it found is
+    returned. The estimate is normalised per copy, so no copy's step depends on the others.
 
     A copy stops when its iterations are done, its perturbation is zero, or its ``max_queries`` are spent
     (the last estimate may then use fewer samples, and a search stops where it is). A copy whose start is
@@ -121,7 +121,8 @@ class HopSkipJump(Attack):
             rows = running.nonzero().squeeze(1)
             if not len(rows):
                 break
-            delta = torch.full_like(distance[rows], 0.1) if t == 1 else opts.gamma * distance[rows] / pixels
+            scale = pixels * theta if self.norm == "linf" else math.sqrt(pixels) * theta
+            delta = torch.full_like(distance[rows], 0.1) if t == 1 else scale * distance[rows]
             evals = min(int(opts.initial_evals * math.sqrt(t)), opts.max_evals)
             gradient = self._gradient(decide, current[rows], rows, delta, evals,
                                       [derived_seed(seeds[r], t) for r in rows.tolist()])
@@ -209,15 +210,13 @@ class HopSkipJump(Attack):
             votes.index_add_(0, owner, phi)
             pending.clear()
 
-        queued = 0
         for i, (seed, count) in enumerate(zip(seeds, counts.tolist(), strict=True)):
             generator = torch.Generator().manual_seed(seed)
             for start in range(0, count, DRAW_BLOCK):
-                pending.append((i, self._directions(generator, min(DRAW_BLOCK, count - start), z.shape[1:])))
-                queued += len(pending[-1][1])
-                if queued >= self.options.max_batch:
+                block = min(DRAW_BLOCK, count - start)
+                if pending and sum(len(u) for _, u in pending) + block > self.options.max_batch:
                     flush()
-                    queued = 0
+                pending.append((i, self._directions(generator, block, z.shape[1:])))
         if pending:
             flush()
         n = _column(counts.to(z.dtype), z)
