@@ -115,8 +115,9 @@ def test_queries_stay_within_each_copys_budget_and_finished_copies_stop(tiny, im
                                                                           starts=starts)
         hsj("l2", steps=8, max_queries=150, max_batch=64).attack(alone, images[5:6], targets[5:6], eps[5:6], [5],
                                                                  starts=starts[5:6])
-        done = Counting(tiny, 8)
+        done, one = Counting(tiny, 8), Counting(tiny, 1)
         short = hsj("l2", steps=2).attack(done, images, targets, eps, range(8), starts=starts)
+        hsj("l2", steps=2).attack(one, images[5:6], targets[5:6], eps[5:6], [5], starts=starts[5:6])
     assert budgeted.asked[2] == 1 and torch.equal(found.inputs[2], images[2])
     assert found.records["distance"][2].isnan() and found.records["iterations"][2] == 0
     others = torch.tensor([i for i in range(8) if i != 2])
@@ -126,6 +127,8 @@ def test_queries_stay_within_each_copys_budget_and_finished_copies_stop(tiny, im
     assert max(budgeted.calls) <= 64
     assert (done.asked[others] < 10000).all() and torch.equal(short.records["iterations"][others], torch.full((7,), 2))
     assert len(set(done.asked[others].tolist())) > 1, "copies stop on their own, not with the batch"
+    assert one.asked[0] == done.asked[5]
+    assert len(done.calls) < 2 * len(one.calls), "all copies' rows share each call"
 
 
 def test_the_engine_counts_the_same_queries_and_skips_copies_without_a_start(tiny, images):

@@ -210,13 +210,16 @@ class HopSkipJump(Attack):
             votes.index_add_(0, owner, phi)
             pending.clear()
 
+        queued = 0
         for i, (seed, count) in enumerate(zip(seeds, counts.tolist(), strict=True)):
             generator = torch.Generator().manual_seed(seed)
             for start in range(0, count, DRAW_BLOCK):
                 block = min(DRAW_BLOCK, count - start)
-                if pending and sum(len(u) for _, u in pending) + block > self.options.max_batch:
+                if pending and queued + block > self.options.max_batch:
                     flush()
+                    queued = 0
                 pending.append((i, self._directions(generator, block, z.shape[1:])))
+                queued += block
         if pending:
             flush()
         n = _column(counts.to(z.dtype), z)
