@@ -11,11 +11,12 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from pcrobust.attacks import project
+from pcrobust.attacks import LogitsFn, project
 from pcrobust.engine import StartPoints, attack_per_timestep
 from pcrobust.models import evaluation_mode
 from pcrobust.seeding import derived_seed, float_key
 from pcrobust.starts import nearest_starts
+from pcrobust.vocabulary import Norm
 from pcrobust_attacks.hsj import HopSkipJump, HSJOptions, distances
 from pcrobust_predify.network import PredifyNet
 
@@ -32,7 +33,7 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
-def at(model: PredifyNet, timestep: int):
+def at(model: PredifyNet, timestep: int) -> LogitsFn:
     """The logits of ``model`` at ``timestep``, for any copies."""
 
     def logits(z: Tensor, copies: Tensor | None = None) -> Tensor:
@@ -41,7 +42,7 @@ def at(model: PredifyNet, timestep: int):
     return logits
 
 
-def targeted_case(model: PredifyNet, x: Tensor, timestep: int, norm: str) -> tuple[Tensor, Tensor]:
+def targeted_case(model: PredifyNet, x: Tensor, timestep: int, norm: Norm) -> tuple[Tensor, Tensor]:
     """Targets (3 for images predicted 0, else 0) and the nearest pool image classified as each target."""
     pool = torch.rand(48, *x.shape[1:], generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
@@ -53,7 +54,7 @@ def targeted_case(model: PredifyNet, x: Tensor, timestep: int, norm: str) -> tup
     return targets, pool[points.choice[0]]
 
 
-def hsj(norm: str, **options: float) -> HopSkipJump:
+def hsj(norm: Norm, **options: float) -> HopSkipJump:
     return HopSkipJump(HSJOptions(**{**FAST, **options}), norm)
 
 
@@ -96,7 +97,8 @@ class Counting:
     """A per-copy logits function that counts the rows asked of each copy and the rows of each call."""
 
     def __init__(self, model: PredifyNet, copies: int) -> None:
-        self.logits, self.asked, self.calls = at(model, 1), torch.zeros(copies, dtype=torch.long), []
+        self.logits, self.asked = at(model, 1), torch.zeros(copies, dtype=torch.long)
+        self.calls: list[int] = []
 
     def __call__(self, z: Tensor, copies: Tensor | None = None) -> Tensor:
         assert copies is not None and len(copies) == len(z)
