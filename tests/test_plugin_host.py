@@ -58,7 +58,7 @@ def test_first_party_plugins_come_from_entry_points():
     assert {"predify", "attacks", "datasets"} <= set(host.info)
     assert host.info["predify"].distribution == "pcrobust"
     assert host.registered_by("predify")["models"] == ["custom", "mnist-pnet", "pefficientnetb0", "pvgg16"]
-    assert host.registered_by("attacks")["attacks"] == ["bim", "rpgd", "spsa"]
+    assert host.registered_by("attacks")["attacks"] == ["bim", "hsj", "rpgd", "spsa"]
     assert host.registered_by("datasets")["datasets"] == ["foolbox-imagenet", "mnist-5k"]
     assert host.registered_by("builtin") == {"datasets": [], "models": [], "attacks": [],
                                              "sections": ["attack", "clean", "noise"], "presets": []}
@@ -139,7 +139,7 @@ def test_plugins_command_lists_names_versions_and_entries(cli, third_party):
     listing = {item["name"]: item for item in json.loads(out)}
     assert listing["predify"]["default_model"] == "mnist-pnet" and listing["attacks"]["default_model"] is None
     assert listing["fake"]["descriptions"]["attacks"] == {"fake-bim": "a third-party attack"}
-    assert listing["attacks"]["attacks"] == ["bim", "rpgd", "spsa"] and listing["fake"]["version"] == "1.2.3"
+    assert listing["attacks"]["attacks"] == ["bim", "hsj", "rpgd", "spsa"] and listing["fake"]["version"] == "1.2.3"
     assert listing["datasets"]["datasets"] == ["foolbox-imagenet", "mnist-5k"] and listing["fake"]["sections"] == []
 
 

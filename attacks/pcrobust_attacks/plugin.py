@@ -6,6 +6,7 @@ from pcrobust.attacks import GradientAttackOptions
 from pcrobust.hookspecs import hookimpl
 from pcrobust.registry import AttackEntry, AttackRegistrar
 from pcrobust_attacks.bim import BIM
+from pcrobust_attacks.hsj import HopSkipJump, HSJOptions
 from pcrobust_attacks.rpgd import RPGD, RPGDOptions
 from pcrobust_attacks.spsa import SPSA, SPSAOptions
 
@@ -19,6 +20,16 @@ def pcrobust_register_attacks(registry: AttackRegistrar) -> None:
         options=GradientAttackOptions,
         norms=("linf",),
         default_epsilons={"linf": (0.1, 0.2, 0.3)},
+    ))
+    registry.add(AttackEntry(
+        name="hsj",
+        description="HopSkipJump, L2 or L∞, decision-based (Chen et al.): from the nearest image classified as the "
+                    "goal, the smallest adversarial perturbation it finds along the boundary",
+        build=HopSkipJump,
+        options=HSJOptions,
+        norms=("l2", "linf"),
+        default_epsilons={"l2": (1.0, 2.0, 3.0), "linf": (0.1, 0.2, 0.3)},
+        criteria=("targeted", "untargeted"),
     ))
     registry.add(AttackEntry(
         name="rpgd",
