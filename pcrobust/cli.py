@@ -106,6 +106,7 @@ def plan_options(command: Any) -> Any:
         click.option("--gradient-mode", help=field_help(ModelSpec, "gradient_mode")),
         click.option("--dataset", help=field_help(DataSpec, "dataset")),
         click.option("--split", help=field_help(DataSpec, "split")),
+        click.option("--data", type=click.Path(), help=field_help(DataSpec, "path")),
         click.option("--n-clean", type=int, help=field_help(DataSpec, "n")),
         click.option("--seed", type=int, help="seed of the image order and of every random draw [default: 0]"),
         click.option("--timesteps", type=int, help=field_help(RunSpec, "timesteps")),

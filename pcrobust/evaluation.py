@@ -34,7 +34,11 @@ def resolve(host: PluginHost, plan: Plan, progress: bool = True) -> RunContext:
     if not dataset_name:
         raise PcrobustError(f"model {entry.name!r} has no default dataset; name one with --dataset")
     dataset_entry = host.registries.datasets.get(dataset_name)
-    if plan.data.split not in dataset_entry.splits:
+    if plan.data.path is not None and dataset_entry.read_folder is None:
+        readers = [entry.name for entry in host.registries.datasets if entry.read_folder is not None]
+        raise PcrobustError(f"dataset {dataset_entry.name!r} reads no folder of images; those that do: "
+                            f"{', '.join(readers) or 'none'}")
+    if plan.data.path is None and plan.data.split not in dataset_entry.splits:
         raise PcrobustError(f"unknown split {plan.data.split!r} of {dataset_entry.name}; "
                             f"available: {', '.join(dataset_entry.splits)}")
     try:
@@ -51,7 +55,11 @@ def resolve(host: PluginHost, plan: Plan, progress: bool = True) -> RunContext:
             model.set_gradient_mode(plan.model.gradient_mode)
         except ValueError as exc:
             raise PcrobustError(str(exc)) from None
-    data = dataset_entry.load(plan.data.split)
+    if plan.data.path is not None:
+        assert dataset_entry.read_folder is not None
+        data = dataset_entry.read_folder(Path(plan.data.path))
+    else:
+        data = dataset_entry.load(plan.data.split)
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(plan.data.seed))
     timesteps = model.default_timesteps if plan.run.timesteps is None else plan.run.timesteps
     with evaluation_mode(model.to(device)):

@@ -80,12 +80,14 @@ class PresetEntry:
 
 @dataclass(frozen=True)
 class DatasetEntry:
-    """A labelled image set: ``load(split)`` returns images in [0, 1] with labels."""
+    """A labelled image set: ``load(split)`` returns images in [0, 1] with labels; ``read_folder(path)``, when
+    given, reads a user's own folder of such images (``--data DIR``) with the same classes and preprocessing."""
 
     name: str
     description: str
     splits: tuple[str, ...]
     load: Callable[[str], LabeledImages]
+    read_folder: Callable[[Path], LabeledImages] | None = None
     plugin: str = ""
 
 

@@ -34,6 +34,8 @@ class ModelSpec(Schema):
 class DataSpec(Schema):
     dataset: str | None = Field(None, description="dataset (default: the model's)")
     split: str = Field("test", description="split of the dataset")
+    path: str | None = Field(None, min_length=1, description="a folder of your own images, read with the "
+                             "dataset's classes and preprocessing (class folders, or flat with labels.txt)")
     n: int | None = Field(None, ge=1, description="images evaluated (default: the whole split)")
     seed: int = Field(0, ge=0, description="seed of the permutation that orders the split")
 

