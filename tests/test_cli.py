@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 import pytest
+import tomli_w
 import torch
 
 from pcrobust.results import SCHEMA
@@ -273,6 +274,33 @@ def test_transfer_in_the_attacks_shorthand_crafts_on_the_feedforward_pass(cli):
     bim, transfer = tomllib.loads(out)["sections"][2:]
     assert (bim["attack"], bim["readout"]) == ("bim", "avg")
     assert (transfer["attack"], transfer["readout"], transfer["name"]) == ("bim", "first", "transfer")
+
+
+SMALL_BUDGETS = {"bim": {"steps": 3}, "rpgd": {"steps": 3}, "spsa": {"steps": 2, "samples": 4},
+                 "hsj": {"steps": 2, "initial_evals": 10, "max_queries": 200}}
+
+
+def test_all_five_attacks_run_on_the_same_images_and_targets(cli, tmp_path: Path):
+    code, out, err = cli("plan", "--plugin", "predify", "--attacks", "bim,rpgd,hsj,spsa,transfer", "--n-attack", "3",
+                         "--n-clean", "60", "--timesteps", "1", "--noise-sigmas", "")
+    assert code == 0, err
+    plan = tomllib.loads(out)
+    plan["run"]["device"] = "cpu"
+    for section in plan["sections"][1:]:
+        section["options"].update(SMALL_BUDGETS[section["attack"]])
+    path = tmp_path / "plan.toml"
+    path.write_text(tomli_w.dumps(plan))
+    code, _, err = cli("evaluate", "--plan", str(path), "--quiet", "--out", str(tmp_path / "r"))
+    assert code == 0, err
+    results = json.loads((tmp_path / "r" / "results.json").read_text())
+    attacks = results["sections"][1:]
+    assert [s["id"] for s in attacks] == ["attack bim", "attack rpgd", "attack hsj", "attack spsa", "transfer"]
+    units = [json.loads(next((tmp_path / "r" / "units").glob(f"{s['id'].replace(' ', '-')}*/*.json")).read_text())
+             ["outcome"] for s in attacks]
+    assert all(u["indices"] == units[0]["indices"] and u["targets"] == units[0]["targets"] for u in units)
+    assert all(len(s["series"]) == 3 and len(s["series"][0]["values"]) == 2 for s in attacks)
+    assert attacks[2]["starts"]["per_image"] and attacks[3]["records"]["iterations"]
+    assert attacks[4]["attacked_readout"] == "first"
 
 
 def _options(command: click.Command, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], click.Option]]:
