@@ -171,14 +171,19 @@ def evaluate(plan_file: str | None, preset: str | None, out: str, resume: bool, 
     """Evaluate a model at every timestep; write results.json, report.html, results.csv and plots to --out."""
     from pcrobust.evaluation import run
     from pcrobust.run.execute import Shard
+    from pcrobust.run.ranks import Ranks
     from pcrobust.run.store import RunFolder
 
     host = _host()
     plan = _plan(host, plan_file, preset, flags)
     part = Shard.parse(shard) if shard else None
     folder = RunFolder(Path(out))
+    ranks = Ranks.from_environment()
+    if ranks is not None and not ranks.leader:  # rank 0 holds the folder for all ranks
+        run(host, plan, folder, resume=resume, shard=part, progress=False, ranks=ranks)
+        return
     with folder.locked():
-        results = run(host, plan, folder, resume=resume, shard=part, progress=not quiet)
+        results = run(host, plan, folder, resume=resume, shard=part, progress=not quiet, ranks=ranks)
         if results is None:
             click.echo(f"shard {part} stored in {folder.path}; combine the shards with `pcrobust merge`")
             return

@@ -21,13 +21,14 @@ from pcrobust.plugins import PluginHost
 from pcrobust.run.assemble import assemble
 from pcrobust.run.context import RunContext
 from pcrobust.run.execute import Shard, execute, plan_units
+from pcrobust.run.ranks import Ranks, process_group, wait_for_all
 from pcrobust.run.store import RunFolder
 from pcrobust.sections import Section, Unit
 
 SELECTION_RULE = "images in the order of a permutation of the split seeded by data.seed (data.n keeps the first n)"
 
 
-def resolve(host: PluginHost, plan: Plan, progress: bool = True) -> RunContext:
+def resolve(host: PluginHost, plan: Plan, progress: bool = True, ranks: Ranks | None = None) -> RunContext:
     """Build the model, load the data and run every section's checks; raises :class:`PcrobustError`."""
     entry = host.model(plan.model.plugin, plan.model.name)
     dataset_name = plan.data.dataset or entry.dataset
@@ -45,6 +46,8 @@ def resolve(host: PluginHost, plan: Plan, progress: bool = True) -> RunContext:
         device = resolve_device(plan.run.device)
     except ValueError as exc:
         raise PcrobustError(str(exc)) from None
+    if ranks is not None:
+        device = ranks.device(device)
     weights = Path(plan.model.weights) if plan.model.weights else None
     model = entry.build(weights, plan.model_options())
     if not isinstance(model, TimestepModel):
@@ -108,18 +111,37 @@ def _described(units: Sequence[tuple[Section, Unit]], plan: Plan) -> dict[str, l
 
 
 def run(host: PluginHost, plan: Plan, folder: RunFolder, *, resume: bool = False, shard: Shard | None = None,
-        progress: bool = True) -> dict[str, Any] | None:
-    """Execute ``plan`` into ``folder``; returns the results document, or ``None`` for a shard (merge later)."""
+        progress: bool = True, ranks: Ranks | None = None) -> dict[str, Any] | None:
+    """Execute ``plan`` into ``folder``; returns the results document, or ``None`` for a shard (merge later) and
+    on every rank of a ``torchrun`` world but rank 0 (which assembles what all ranks stored)."""
+    if ranks is not None and shard is not None:
+        raise PcrobustError("--shard cannot be combined with torchrun: the ranks share the units among themselves")
+    context = resolve(host, plan, progress and (ranks is None or ranks.leader), ranks)
+    if ranks is None:
+        return _execute(host, plan, folder, context, resume, shard, None)
+    with process_group(ranks, context.device):
+        return _execute(host, plan, folder, context, resume, ranks.shard, ranks)
+
+
+def _execute(host: PluginHost, plan: Plan, folder: RunFolder, context: RunContext, resume: bool,
+             shard: Shard | None, ranks: Ranks | None) -> dict[str, Any] | None:
+    """Prepare the folder (rank 0), run this process's units, and assemble (a whole run, or rank 0 of ranks)."""
     digest = plan.digest()
-    context = resolve(host, plan, progress)
-    reused = folder.prepare(digest, resume, __version__)
-    previous = folder.record() if reused else None
+    leader = ranks is None or ranks.leader
+    previous = None
+    if leader and folder.prepare(digest, resume, __version__):
+        previous = folder.record()
     model = context.model.to(context.device)
     with evaluation_mode(model):
         units = plan_units(plan.sections, context)
-        record = {"plan_digest": digest, "shard": str(shard) if shard else None,
+        record = {"plan_digest": digest, "shard": str(shard) if shard and ranks is None else None,
                   "units": _described(units, plan), "facts": facts(host, plan, context),
                   "outputs": previous.get("outputs", []) if previous else []}
-        folder.write_record(record, plan.to_toml())
+        if leader:
+            folder.write_record(record, plan.to_toml())
+        wait_for_all()
         execute(context, folder, units, digest, shard)
-    return None if shard else assemble(plan, folder, record)
+        wait_for_all()
+    if not leader or (shard is not None and ranks is None):
+        return None
+    return assemble(plan, folder, record)
