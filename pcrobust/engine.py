@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -106,6 +108,14 @@ def margins(logits: Tensor, labels: Tensor) -> Tensor:
     return own - others
 
 
+def precision_scope(precision: str, device: torch.device) -> AbstractContextManager[Any]:
+    """Autocast to bfloat16 on ``device`` for ``bf16`` (a scope of this thread, left as it was on exit);
+    nothing for ``float32``. Logits leave the engine as float32 either way."""
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return nullcontext()
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -121,7 +131,8 @@ def predict(model: TimestepModel, images: Tensor, timesteps: int, batch_size: in
             desc: str = "clean", progress: bool = True) -> Tensor:
     """Logits ``[T+1, N, K]`` (on the CPU) for every image at every timestep."""
     chunks = images.split(batch_size)
-    outputs = [model(chunk.to(device), timesteps).cpu() for chunk in tqdm(chunks, desc=desc, disable=not progress)]
+    outputs = [model(chunk.to(device), timesteps).float().cpu()
+               for chunk in tqdm(chunks, desc=desc, disable=not progress)]
     return torch.cat(outputs, dim=1)
 
 
@@ -205,7 +216,7 @@ def _score_every_timestep(outcome: AttackOutcome, model: TimestepModel, x_adv: T
                           i_idx: Tensor, labels: Tensor, timesteps: int, targeted: bool, queries: Tensor,
                           records: Mapping[str, Tensor]) -> None:
     """Score adversarials at every timestep 0..``timesteps`` of one unroll of ``model``, with their costs."""
-    logits = model(x_adv, timesteps)  # [T+1, chunk, K]
+    logits = model(x_adv, timesteps).float()  # [T+1, chunk, K], float32 whatever the precision
     for t in range(timesteps + 1):
         outcome.record(rows, t, i_idx, logits[t], labels, targeted)
         outcome.spent(rows, t, i_idx, queries, records)
@@ -248,7 +259,7 @@ def attack_per_timestep(model: TimestepModel, attack: Attack, images: Tensor, la
         scored_t, horizon = t_idx.to(device), int(t_idx.max())
 
         def readout_fn(z: Tensor, copies: Tensor, scored_t: Tensor = scored_t, horizon: int = horizon) -> Tensor:
-            return select_readout(model(z, horizon), readout, scored_t[copies])
+            return select_readout(model(z, horizon).float(), readout, scored_t[copies])
 
         logits_fn = CopyLogits(readout_fn, len(chunk), device,
                                uniform=readout != "t" or bool((t_idx == t_idx[0]).all()))

@@ -13,7 +13,7 @@ import torch
 from pcrobust import __version__
 from pcrobust.contract import check_timestep_contract
 from pcrobust.datasets import sha256_of
-from pcrobust.engine import resolve_device
+from pcrobust.engine import precision_scope, resolve_device
 from pcrobust.errors import PcrobustError
 from pcrobust.models import TimestepModel, evaluation_mode
 from pcrobust.plan import Plan
@@ -98,6 +98,7 @@ def facts(host: PluginHost, plan: Plan, context: RunContext) -> dict[str, Any]:
             "seed": plan.run.seed,
             "data_seed": plan.data.seed,
             "gradient_mode": model.gradient_mode,
+            "precision": plan.run.precision,
             "weights": {str(path.name): sha256_of(path) for path in entry.weight_files(weights, plan.model_options())},
         },
     }
@@ -132,7 +133,7 @@ def _execute(host: PluginHost, plan: Plan, folder: RunFolder, context: RunContex
     if leader and folder.prepare(digest, resume, __version__):
         previous = folder.record()
     model = context.model.to(context.device)
-    with evaluation_mode(model):
+    with evaluation_mode(model), precision_scope(plan.run.precision, context.device):
         units = plan_units(plan.sections, context)
         record = {"plan_digest": digest, "shard": str(shard) if shard and ranks is None else None,
                   "units": _described(units, plan), "facts": facts(host, plan, context),

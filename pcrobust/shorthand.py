@@ -21,6 +21,7 @@ PLAN_FLAGS: dict[str, tuple[str, str]] = {
     "data": ("data", "path"),
     "n_clean": ("data", "n"), "timesteps": ("run", "timesteps"), "device": ("run", "device"),
     "batch_size": ("run", "batch_size"), "images_per_unit": ("run", "images_per_unit"), "level": ("run", "level"),
+    "precision": ("run", "precision"),
 }
 # flag name → key of the attack section
 ATTACK_FLAGS: dict[str, str] = {

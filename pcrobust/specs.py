@@ -19,6 +19,7 @@ def option_strings(options: ModelOptions) -> dict[str, str]:
     return {key: str(value).lower() if isinstance(value, bool) else str(value) for key, value in options.items()}
 
 IntervalMethod = Literal["wilson", "clopper-pearson"]
+Precision = Literal["float32", "bf16"]
 
 
 class ModelSpec(Schema):
@@ -44,6 +45,8 @@ class RunSpec(Schema):
     timesteps: int | None = Field(None, ge=0, le=MAX_TIMESTEPS,
                                   description=f"recurrent updates T, at most {MAX_TIMESTEPS} (default: the model's)")
     device: Device = Field("auto", description="auto, cpu or cuda")
+    precision: Precision = Field("float32", description="float32, or bf16 (autocast of the model's convolutions "
+                                                        "and matrix products, in every section and attack)")
     batch_size: int = Field(500, ge=1, description="inputs per forward call")
     images_per_unit: int = Field(500, ge=1, description="images per stored unit of work")
     seed: int = Field(0, ge=0, description="seed of every random draw (noise, random starts, targets)")

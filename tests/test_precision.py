@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 import torch
 
-from pcrobust.models import Normalization
+from pcrobust.models import Normalization, evaluation_mode
 from pcrobust_predify import mnist
 from tests.conftest import make_tiny
 
@@ -171,3 +172,28 @@ def test_float32_logits_agree_across_batch_sizes_to_rounding(name):
     runs = per_batch_size(net, x, timesteps)
     scale = runs["full"].abs().max().item()
     assert max_batch_gap(runs) <= 4e-6 * max(scale, 1.0)  # measured ≤ 4e-7 · max|logit|
+
+
+def test_bf16_autocast_keeps_predictions_and_is_recorded(default_model, cli, tmp_path):
+    from pcrobust.engine import precision_scope, predict
+    from pcrobust_datasets.mnist import load_mnist_5k
+
+    images = load_mnist_5k("test").images[:200]
+    cpu = torch.device("cpu")
+    with evaluation_mode(default_model):
+        full = predict(default_model, images, 2, 100, cpu, progress=False)
+        with precision_scope("bf16", cpu):
+            half = predict(default_model, images, 2, 100, cpu, progress=False)
+            assert torch.is_autocast_enabled("cpu")
+        assert not torch.is_autocast_enabled("cpu"), "the scope is left as it was"
+    assert half.dtype == torch.float32 and not torch.equal(half, full), "bf16 really ran"
+    assert (half.argmax(2) == full.argmax(2)).float().mean() >= 0.98
+    small = ("evaluate", "--plugin", "predify", "--n-clean", "100", "--n-attack", "10", "--timesteps", "1",
+             "--epsilons", "0.3", "--steps", "3", "--noise-sigmas", "", "--quiet")
+    assert cli(*small, "--precision", "bf16", "--out", str(tmp_path / "bf16"))[0] == 0
+    assert cli(*small, "--out", str(tmp_path / "fp32"))[0] == 0
+    bf16, fp32 = (json.loads((tmp_path / name / "results.json").read_text()) for name in ("bf16", "fp32"))
+    assert bf16["provenance"]["precision"] == "bf16" and fp32["provenance"]["precision"] == "float32"
+    for a, b in zip(bf16["sections"], fp32["sections"], strict=True):
+        for x, y in zip(a["series"], b["series"], strict=True):
+            assert max(abs(u - v) for u, v in zip(x["values"], y["values"], strict=True)) <= 0.2, a["id"]
