@@ -25,7 +25,7 @@ from pcrobust.run.store import RunFolder
 from tests.conftest import make_tiny
 
 SECTION: dict[str, Any] = {"kind": "diagnostics", "n": 20, "selection": "all", "epsilons": [0.05, 0.2, 1.0],
-                           "options": {"steps": 5}, "steps_factor": 2,
+                           "compare_epsilon": 0.2, "options": {"steps": 5}, "steps_factor": 2,
                            "black_box_options": {"steps": 3, "samples": 4, "lr": 0.05}}
 CHECKS = ["success-rises-with-epsilon", "full-success-at-large-epsilon", "more-steps-not-weaker",
           "white-box-not-weaker-than-transfer", "white-box-not-weaker-than-black-box",
@@ -144,7 +144,7 @@ def test_the_flag_and_a_plan_section_run_from_the_cli(cli, tmp_path: Path):
     assert code == 0
     plan = tomllib.loads(out)
     section = plan["sections"][-1]
-    assert section["kind"] == "diagnostics" and section["compare_epsilon"] == 0.3 and section["n"] == 50
+    assert section["kind"] == "diagnostics" and section["compare_epsilon"] == 0.1 and section["n"] == 50
     assert section["black_box"] == "spsa" and section["options"]["steps"] == 10
     section.update(n=6, options={"steps": 3}, black_box_options={"steps": 2, "samples": 2}, steps_factor=2)
     (tmp_path / "plan.toml").write_text(tomli_w.dumps(plan))

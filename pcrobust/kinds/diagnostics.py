@@ -77,7 +77,7 @@ class Diagnostics(SectionKind):
                 raise PcrobustError(f"epsilons: {problem}")
         if list(options.epsilons) != sorted(set(options.epsilons)):
             raise PcrobustError(f"epsilons must be distinct and ascending, got {list(options.epsilons)}")
-        compare = options.epsilons[-2:][0] if options.compare_epsilon is None else options.compare_epsilon
+        compare = options.epsilons[0] if options.compare_epsilon is None else options.compare_epsilon
         if compare not in options.epsilons:
             raise PcrobustError(f"compare_epsilon {compare:g} is not one of epsilons "
                                 f"({', '.join(f'{e:g}' for e in options.epsilons)})")
@@ -163,7 +163,7 @@ class Diagnostics(SectionKind):
         checks = _checks(options, {run: rates(events) for run, _, epsilon, events in runs
                                    if epsilon == options.compare_epsilon},
                          [rates(events) for run, _, _, events in runs if run == "white-box"],
-                         [row for _, outcome in outcomes for row in outcome["gradient_norms"]])
+                         [row for _, outcome in outcomes for row in outcome["gradient_norms"]], first["gradient_mode"])
         fields["checks"] = [check.to_dict() for check in checks]
         fields["passed"] = all(check.passed for check in checks)
         modes = sorted({mode for _, outcome in outcomes for mode in outcome["modes"]})
@@ -204,8 +204,9 @@ def _runs(options: DiagnosticsOptions, outcomes: Sequence[tuple[Unit, Mapping[st
 
 
 def _checks(options: DiagnosticsOptions, at_compare: Mapping[str, list[float]], sweep: list[list[float]],
-            norms: list[list[float | None]]) -> list[Check]:
-    """The checks, from success rates per run at the compared ε, the white-box sweep and the gradient norms."""
+            norms: list[list[float | None]], mode: str) -> list[Check]:
+    """The checks, from success rates per run at the compared ε, the white-box sweep, the gradient norms and the
+    gradient ``mode`` the white-box attack ran in."""
     assert options.compare_epsilon is not None
     compare, tolerance = options.compare_epsilon, options.tolerance
     white = ("white-box", at_compare["white-box"])
@@ -220,8 +221,9 @@ def _checks(options: DiagnosticsOptions, at_compare: Mapping[str, list[float]], 
     checks.append(gradients_flow(norms))
     for run, values in at_compare.items():
         if run.startswith("mode "):
-            mode = run.removeprefix("mode ")
-            checks.append(not_weaker(f"gradient-mode-not-weaker-than-{mode}", white, (f"{mode} gradients", values),
+            other = run.removeprefix("mode ")
+            checks.append(not_weaker(f"gradient-mode-not-weaker-than-{other}",
+                                     (f"{mode} gradients", at_compare["white-box"]), (f"{other} gradients", values),
                                      compare, tolerance))
     return checks
 

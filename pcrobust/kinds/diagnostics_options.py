@@ -23,7 +23,7 @@ class DiagnosticsOptions(SectionOptions):
         (0.1, 0.3, 1.0), min_length=1, description="ascending budgets, pixel units of images in [0, 1]; success "
                                                    "must rise over them and reach min_success at the last")
     compare_epsilon: float | None = Field(None, gt=0, description="the ε of the comparisons (one of epsilons; "
-                                                                  "default: the largest but one)")
+                                                                  "default: the first)")
     criterion: Criterion = Field("untargeted", description="untargeted, or targeted at (label + 1) mod K")
     steps_factor: int = Field(4, ge=2, description="the longer run takes steps × steps_factor iterations")
     transfer: bool = Field(True, description="compare with the attack crafted on the model's feedforward pass")
