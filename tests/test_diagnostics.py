@@ -193,3 +193,11 @@ def test_bad_options_are_one_line_errors(cli, tmp_path: Path, keys: dict[str, An
     assert not (tmp_path / "r").exists()
     code, _, err = cli("evaluate", "--plan", str(tmp_path / "plan.toml"), "--diagnostics")
     assert code == 2 and "cannot be combined with --diagnostics" in err
+
+
+def test_comparisons_can_be_left_out_and_targeted_success_diagnosed(tiny, tmp_path: Path):
+    entry = diagnose(tiny, tmp_path, criterion="targeted", transfer=False, black_box="none", gradient_modes=False)
+    assert entry["criterion"] == "targeted" and "black_box" not in entry and "skipped" not in entry
+    assert [c["name"] for c in entry["checks"]] == ["success-rises-with-epsilon", "full-success-at-large-epsilon",
+                                                    "more-steps-not-weaker", "gradients-finite-and-non-zero"]
+    assert [s["label"] for s in entry["series"]] == ["bim ε=0.05", "bim ε=0.2", "bim ε=1", "bim ×2 steps ε=0.2"]

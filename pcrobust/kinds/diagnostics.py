@@ -61,13 +61,12 @@ class Diagnostics(SectionKind):
 
     def title(self, options: SectionOptions) -> str:
         assert isinstance(options, DiagnosticsOptions)
-        return f"gradient-masking diagnostics of {options.criterion} {options.attack} " \
-               f"({NORM_SYMBOLS[options.norm or 'linf']})"
+        return (f"gradient-masking diagnostics of {options.criterion} {options.attack} "
+                f"({NORM_SYMBOLS[options.norm or 'linf']})")
 
     def complete(self, options: SectionOptions, registries: Registries) -> SectionOptions:
         assert isinstance(options, DiagnosticsOptions)
-        first = registries.attacks.get(options.attack)
-        norm = options.norm or first.norms[0]
+        norm = options.norm or registries.attacks.get(options.attack).norms[0]
         entry = _attack_entry(registries, options.attack, norm, options.criterion, "attack")
         if "steps" not in entry.options.model_fields:
             raise PcrobustError(f"attack: {entry.name} has no steps option, so more steps cannot be compared")
