@@ -494,7 +494,7 @@ def render_html(results: dict[str, Any]) -> str:
     Reads ``schema``, ``created``, ``timesteps``, ``model``, ``dataset``, ``plan``, ``plan_digest``,
     ``statistics``, ``sections``, ``worst_case`` and ``provenance``; series fields ``label``, ``key``,
     ``metric``, ``higher_is_better``, ``n``, ``counts``, ``values``, and when present ``interval``, ``vs_t0``
-    and ``verdict``.
+    and ``verdict``; a section's ``checks`` and ``skipped`` (diagnostics) when present.
     """
     timesteps = as_list(results.get("timesteps"))
     model = (results.get("model") or {}).get("name", "model")
