@@ -1,5 +1,6 @@
 """The core's own plugin, registered under the name ``builtin`` through the same hooks as any plugin:
-the built-in section kinds (the concrete datasets live in the first-party ``datasets`` plugin)."""
+the built-in section kinds, clean, noise, attack and diagnostics (the concrete datasets live in the first-party
+``datasets`` plugin)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from pcrobust.registry import SectionRegistrar
 def pcrobust_register_sections(registry: SectionRegistrar) -> None:
     from pcrobust.kinds.attack import AttackSection
     from pcrobust.kinds.clean import Clean
+    from pcrobust.kinds.diagnostics import Diagnostics
     from pcrobust.kinds.noise import Noise
 
-    for kind in (Clean(), Noise(), AttackSection()):
+    for kind in (Clean(), Noise(), AttackSection(), Diagnostics()):
         registry.add(kind)

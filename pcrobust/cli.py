@@ -121,6 +121,9 @@ def plan_options(command: Any) -> Any:
         click.option("--attacks", help="several attacks, comma-separated (e.g. bim,rpgd,hsj,spsa,transfer): one "
                                        "section each at its default budget; transfer is BIM crafted on the model's "
                                        "own feedforward pass (t = 0) and scored at every timestep"),
+        click.option("--diagnostics", is_flag=True, default=None,
+                     help="add a diagnostics section: the gradient-masking checks (ε sweep to a large ε, more steps, "
+                          "transfer, black-box, gradient norms, gradient modes) at their default budgets"),
         click.option("--epsilons", help=field_help(AttackSectionOptions, "epsilons", ", comma-separated")),
         click.option("--norm", help=field_help(AttackSectionOptions, "norm")),
         click.option("--criterion", help=field_help(AttackSectionOptions, "criterion")),

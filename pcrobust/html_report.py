@@ -61,6 +61,9 @@ th, td { padding: 3px 10px; border-bottom: 1px solid var(--rule); text-align: ri
 th { background: var(--band); font-weight: 600; }
 td:first-child, th:first-child { text-align: center; }
 td.sig { background: var(--sig); font-weight: 600; }
+tr.pass td.result { color: #2e7d32; font-weight: 600; }
+tr.fail td.result { color: #c0392b; font-weight: 600; }
+table.checks td { white-space: normal; text-align: left; }
 .note { font-size: 12.5px; color: var(--muted); }
 .empty { color: var(--muted); font-style: italic; }
 """
@@ -364,6 +367,35 @@ def _spent_tables(entry: dict[str, Any], timesteps: list[Any]) -> str:
     return "".join(parts)
 
 
+def _checks_html(entry: dict[str, Any]) -> str:
+    """The table of a section's checks (diagnostics): name, pass or FAIL, and the reason."""
+    checks = [item for item in as_list(entry.get("checks")) if isinstance(item, dict)]
+    if not checks:
+        return ""
+    rows = "".join(f'<tr class="{"pass" if item.get("passed") is True else "fail"}"><td>{_e(item.get("name", ""))}'
+                   f'</td><td class="result">{"pass" if item.get("passed") is True else "FAIL"}</td>'
+                   f'<td>{_e(item.get("reason", ""))}</td><td>{_check_numbers(item.get("numbers"))}</td></tr>'
+                   for item in checks)
+    failed = sum(item.get("passed") is not True for item in checks)
+    summary = f"{failed} of {len(checks)} checks failed" if failed else f"all {len(checks)} checks passed"
+    skipped = "".join(f"<li>{_e(name)}: skipped, {_e(why)}</li>" for name, why in as_dict(entry.get("skipped")).items())
+    return (f'<h3>Checks: {_e(summary)}</h3><table class="checks"><thead><tr><th>check</th><th>result</th>'
+            f"<th>reason</th><th>numbers (lists: per timestep)</th></tr></thead><tbody>{rows}</tbody></table>"
+            + (f'<ul class="note">{skipped}</ul>' if skipped else ""))
+
+
+def _check_numbers(numbers: Any) -> str:
+    """A check's numbers, one line per key; lists (per timestep, or per ε then timestep) with 3 decimals."""
+
+    def shown(value: Any) -> str:
+        if isinstance(value, list):
+            inner = ", ".join(shown(v) for v in value)
+            return f"[{inner}]"
+        return f"{value:.3g}" if is_number(value) and not isinstance(value, int) else str(value)
+
+    return "<br>".join(f"<code>{_e(key)}: {_e(shown(value))}</code>" for key, value in as_dict(numbers).items())
+
+
 def _count(value: Any) -> str:
     return f"{float(value):,.1f}" if is_number(value) else "–"
 
@@ -381,6 +413,7 @@ def _entry_html(results: dict[str, Any], entry: dict[str, Any], stem: str, times
     if entry.get("protocol"):
         parts.append(f"<p>{_e(entry['protocol'])}</p>")
     parts.append(_threat_model(entry))
+    parts.append(_checks_html(entry))
     series = as_list(entry.get("series"))
     if not series:
         parts.append('<p class="empty">This section has no series.</p></section>')
@@ -461,7 +494,7 @@ def render_html(results: dict[str, Any]) -> str:
     Reads ``schema``, ``created``, ``timesteps``, ``model``, ``dataset``, ``plan``, ``plan_digest``,
     ``statistics``, ``sections``, ``worst_case`` and ``provenance``; series fields ``label``, ``key``,
     ``metric``, ``higher_is_better``, ``n``, ``counts``, ``values``, and when present ``interval``, ``vs_t0``
-    and ``verdict``.
+    and ``verdict``; a section's ``checks`` and ``skipped`` (diagnostics) when present.
     """
     timesteps = as_list(results.get("timesteps"))
     model = (results.get("model") or {}).get("name", "model")

@@ -7,8 +7,9 @@ to the width and wraps long titles and verdicts with a hanging indent instead of
 Per section: a heading (title, id, metric and its direction, n), then rows = series and columns = timesteps,
 each cell the value with 3 decimals. A ``*`` follows a value whose Holm-adjusted p against t = 0 is below
 ``1 - level`` (``statistics.level``, 0.95 when absent). Under each series a second row gives its confidence
-interval at t = 0 and at the last timestep. Then each series' one-line verdict, and for an attack the model
-queries it spent per image. Documents without the
+interval at t = 0 and at the last timestep. Then each series' one-line verdict, for an attack the model
+queries it spent per image, and for a section with checks (diagnostics) one line per check: pass or FAIL, its
+name and its reason. Documents without the
 statistics fields (older files) get the values alone; a section without series shows its ``note``.
 """
 
@@ -138,6 +139,21 @@ def _queries(entry: dict[str, Any]) -> Text | None:
     return Text("  model queries per image at the last timestep: " + ", ".join(parts)) if parts else None
 
 
+def _checks(entry: dict[str, Any]) -> Table | None:
+    """One line per check of a section that holds ``checks`` (diagnostics): pass or FAIL, name and reason."""
+    checks = [item for item in as_list(entry.get("checks")) if isinstance(item, dict)]
+    if not checks:
+        return None
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")
+    for item in checks:
+        grid.add_row(f"  {'pass' if item.get('passed') is True else 'FAIL'}", f"{item.get('name', '')}:",
+                     str(item.get("reason", "")))
+    return grid
+
+
 def _shared_n(entry: dict[str, Any], series: list[dict[str, Any]]) -> tuple[Any, bool]:
     """The n to print in the heading (or None), and whether each series needs its own n column."""
     ns = {item.get("n") for item in series}
@@ -196,12 +212,9 @@ def render_summary(results: dict[str, Any], report_path: Path | None, width: int
             if block:
                 console.print()
             console.print(table)
-        verdicts = _verdicts(series)
-        if verdicts is not None:
-            console.print(verdicts)
-        queries = _queries(entry)
-        if queries is not None:
-            console.print(queries)
+        for lines in (_verdicts(series), _queries(entry), _checks(entry)):
+            if lines is not None:
+                console.print(lines)
     console.print()
     for line in _footnote(results, level, tested, with_intervals):
         console.print(Text(line))

@@ -18,7 +18,7 @@ from pcrobust.contract import check_timestep_contract
 from pcrobust.engine import AttackOutcome, StartPoints, attack_per_timestep, transfer_per_timestep
 from pcrobust.errors import PcrobustError, UnknownNameError
 from pcrobust.kinds.attack_options import SELECTION_RULES, AttackSectionOptions, SurrogateOptions
-from pcrobust.kinds.common import chunk_units
+from pcrobust.kinds.common import chosen_images, chunk_units
 from pcrobust.models import TimestepModel, evaluation_mode
 from pcrobust.registry import AttackEntry, ModelEntry
 from pcrobust.run.context import RunContext
@@ -116,21 +116,9 @@ class AttackSection(SectionKind):
         if options.surrogate is not None:
             self._surrogate(options.surrogate, context)  # built and checked before any work
 
-    def _chosen(self, options: AttackSectionOptions, context: RunContext) -> list[int]:
-        chosen: list[int] = []
-        for number, chunk in enumerate(context.chunks()):
-            if len(chosen) >= options.n:
-                break
-            if options.selection == "all":
-                keep = torch.ones(len(chunk), dtype=torch.bool)
-            else:
-                right = context.clean_logits(number).argmax(2) == context.data.labels[chunk]
-                keep = right.all(0) if options.selection == "correct-at-every-timestep" else right[0]
-            chosen.extend(int(i) for i in chunk[keep].tolist())
-        return chosen[: options.n]
-
     def units(self, section: Section, context: RunContext) -> list[Unit]:
-        chosen = torch.tensor(self._chosen(_options(section), context), dtype=torch.long)
+        options = _options(section)
+        chosen = torch.tensor(chosen_images(context, options.n, options.selection), dtype=torch.long)
         return chunk_units(list(chosen.split(context.run.images_per_unit)) if len(chosen) else [])
 
     def _entry(self, context: RunContext, options: AttackSectionOptions) -> AttackEntry:

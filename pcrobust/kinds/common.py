@@ -1,4 +1,4 @@
-"""Helpers shared by the built-in section kinds: per-image outcomes to and from JSON."""
+"""Helpers shared by the built-in section kinds: choosing images, per-image outcomes to and from JSON."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import torch
 from torch import Tensor
 
+from pcrobust.run.context import RunContext
 from pcrobust.sections import Unit
 
 
@@ -27,3 +29,19 @@ def stacked(outcomes: Sequence[tuple[Unit, Mapping[str, Any]]], key: str) -> tup
     indices = [i for _, outcome in outcomes for i in outcome["indices"]]
     rows = [row for _, outcome in outcomes for row in outcome[key]]
     return indices, np.asarray(rows, dtype=bool).reshape(len(indices), -1)
+
+
+def chosen_images(context: RunContext, n: int, selection: str) -> list[int]:
+    """The dataset indices of the first ``n`` evaluated images that meet the ``selection`` rule (``all``,
+    ``correct-at-t0`` or ``correct-at-every-timestep``), in evaluation order."""
+    chosen: list[int] = []
+    for number, chunk in enumerate(context.chunks()):
+        if len(chosen) >= n:
+            break
+        if selection == "all":
+            keep = torch.ones(len(chunk), dtype=torch.bool)
+        else:
+            right = context.clean_logits(number).argmax(2) == context.data.labels[chunk]
+            keep = right.all(0) if selection == "correct-at-every-timestep" else right[0]
+        chosen.extend(int(i) for i in chunk[keep].tolist())
+    return chosen[:n]
