@@ -30,5 +30,6 @@ def train(request: TrainingRequest) -> Path:
             loss.backward()
             optimiser.step()
     request.out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(net.state_dict(), request.out)
+    with open(request.out, "wb") as handle:  # a file object keeps the archive's inner name, so its bytes, fixed
+        torch.save(net.state_dict(), handle)
     return request.out
