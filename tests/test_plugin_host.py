@@ -104,9 +104,9 @@ def test_unknown_allow_list_name_lists_what_exists(monkeypatch):
 
 def test_unknown_names_list_what_exists():
     host = PluginHost()
-    with pytest.raises(UnknownNameError, match="unknown plugin 'cnnf'; available: attacks, datasets, predify"):
+    with pytest.raises(UnknownNameError, match="unknown plugin 'cnnf'; available: attacks, datasets, .*predify"):
         host.model("cnnf", None)
-    with pytest.raises(UnknownNameError, match="unknown model .pvgg.; available: custom, mnist-pnet, pefficientnetb0"):
+    with pytest.raises(UnknownNameError, match="unknown model .pvgg.; available: custom, .*mnist-pnet, pefficient"):
         host.model("predify", "pvgg")
     with pytest.raises(UnknownNameError, match="available: bim"):
         host.registries.attacks.get("pgd")
