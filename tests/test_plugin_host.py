@@ -179,7 +179,7 @@ def test_one_broken_plugin_never_stops_the_others(install, cli, tmp_path, source
 
 def test_excluding_a_plugin_leaves_it_out_and_names_must_exist(cli, third_party):
     host = PluginHost(exclude=["fake", "attacks"])
-    assert "fake" not in host.info and host.registries.attacks.names() == []
+    assert "fake" not in host.info and not {"bim", "fake-bim"} & set(host.registries.attacks.names())
     with pytest.raises(PcrobustError, match=r"plugin 'attacks' is excluded \(--exclude-plugin attacks\)"):
         host.plugin("attacks")
     with pytest.raises(UnknownNameError, match="unknown plugin to exclude 'nope'"):
