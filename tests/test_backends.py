@@ -199,6 +199,8 @@ def test_a_plan_section_picks_its_backend_and_records_it(cli, tmp_path: Path):
             assert theirs["attack"]["library"].startswith(f"{package} ")
             assert theirs["series"][0]["counts"] == ours["series"][0]["counts"]
 
+    code, out, err = cli("plan", "--plugin", "predify", "--attack", "rpgd", "--backend", "art")
+    assert code == 0 and 'backend = "art"' in out, err
     plan.write_text('[model]\nplugin = "predify"\n[[sections]]\nkind = "attack"\nattack = "rpgd"\n'
                     'options = { backend = "cleverhans" }\n')
     code, _, err = cli("evaluate", "--plan", str(plan), "--quiet", "--out", str(tmp_path / "bad"))

@@ -6,9 +6,10 @@ Copies are attacked in one library call per distinct ε. A library's random star
 generators of torch (Foolbox) or NumPy (ART); each call seeds them from its copies' seeds and restores
 them afterwards, so with a random start the draws depend on which copies share a call.
 
-RPGD's library attacks follow pcrobust's conventions where the libraries' differ (see
-:class:`~pcrobust_attacks.rpgd.RPGD`): Foolbox's gradient normalisation has its 1e-12 floor removed, and
-ART's clip to [0, 1] comes after its projection onto the ε-ball instead of before it.
+The libraries are configured to follow pcrobust's conventions where theirs differ (see
+:class:`~pcrobust_attacks.rpgd.RPGD`): their model answers float64 logits, so their cross-entropy is
+computed in double precision; for RPGD, Foolbox's gradient normalisation has no 1e-12 floor on the length,
+and ART clips to [0, 1] after its projection onto the ε-ball instead of before it.
 """
 
 from __future__ import annotations
