@@ -81,7 +81,7 @@ def on_engine(host: PluginHost, plan: Plan) -> Counts:
     batch, device, seed = plan.run.batch_size, resolve_device(plan.run.device), plan.run.seed
     images, labels = data.images[evaluated], data.labels[evaluated]
     attack_entry = host.registries.attacks.get(attack_options.attack)
-    attack = attack_entry.build(attack_entry.options.model_validate(attack_options.options), attack_options.norm)
+    attack = attack_entry.make(attack_entry.options.model_validate(attack_options.options), attack_options.norm)
     model = model.to(device)
     with evaluation_mode(model):
         right = predict(model, images, timesteps, batch, device, progress=False).argmax(2) == labels

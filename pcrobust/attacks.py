@@ -83,10 +83,13 @@ class Attack(ABC):
     Targeted: ``labels`` are the targets and success is hitting them; untargeted: ``labels`` are the true
     classes and success is leaving them. A ``minimizes`` attack looks for the smallest adversarial
     perturbation it can find (it is called with ε = ∞ once for a whole ε grid, and the engine clips its
-    answer to each ε); one that ``needs_starts`` is given one adversarial starting point per copy."""
+    answer to each ε); one that ``needs_starts`` is given one adversarial starting point per copy; one that
+    runs ``one_timestep_per_chunk`` (a library that sees one plain model) is called only on copies that all
+    read the same timestep, so ``logits_fn`` is one function of the input."""
 
     minimizes: ClassVar[bool] = False
     needs_starts: ClassVar[bool] = False
+    one_timestep_per_chunk: ClassVar[bool] = False
 
     def __init__(self, options: AttackOptions, norm: Norm) -> None:
         self.options = options

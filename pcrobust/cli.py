@@ -136,6 +136,8 @@ def plan_options(command: Any) -> Any:
         click.option("--rel-stepsize", type=float, help="attack option rel_stepsize [default: the attack's]"),
         click.option("--random-start/--no-random-start", default=None,
                      help="attack option random_start [default: the attack's]"),
+        click.option("--backend", help="attack option backend (bim, rpgd): pcrobust, foolbox or art [default: "
+                                       "pcrobust]"),
     ]
     for flag in reversed(flags):
         command = flag(command)

@@ -201,6 +201,15 @@ def _grid(attack: Attack, steps: Sequence[int], n_eps: int, n: int) -> Tensor:
     return torch.tensor([(t, e, i) for t in steps for e in rows for i in range(n)], dtype=torch.long)
 
 
+def _chunks(attack: Attack, grid: Tensor, steps: Sequence[int], readout: Readout, batch_size: int,
+            device: torch.device) -> tuple[Tensor, ...]:
+    """The grid's copies in chunks of at most ``batch_size``; with readout ``t``, chunks that each hold one
+    timestep on the CPU or for an attack that runs ``one_timestep_per_chunk``."""
+    if readout == "t" and (device.type == "cpu" or attack.one_timestep_per_chunk):
+        return tuple(c for t in steps for c in grid[grid[:, 0] == t].split(batch_size))
+    return grid.split(batch_size)
+
+
 def _seed_keys(attack: Attack, epsilons: Sequence[float]) -> list[int]:
     return [float_key(float("inf"))] if attack.minimizes else [float_key(e) for e in epsilons]
 
@@ -240,7 +249,7 @@ def attack_per_timestep(model: TimestepModel, attack: Attack, images: Tensor, la
     Copies are ordered by timestep and a chunk unrolls only as far as its latest timestep. On the CPU,
     where time grows with the work done, a chunk never mixes timesteps (no copy unrolls past its own);
     on a GPU chunks fill up to ``batch_size`` across timesteps, trading that extra work for fewer, larger
-    kernel launches.
+    kernel launches. An attack that runs ``one_timestep_per_chunk`` never gets a chunk that mixes timesteps.
     """
     if attack.needs_starts and starts is None:
         raise ValueError(f"{type(attack).__name__} needs starting points")
@@ -250,9 +259,7 @@ def attack_per_timestep(model: TimestepModel, attack: Attack, images: Tensor, la
     eps_values = torch.tensor(epsilons, dtype=images.dtype)
     eps_keys = _seed_keys(attack, epsilons)
     outcome = AttackOutcome.empty(n_eps, timesteps, n)
-    chunks = grid.split(batch_size)
-    if device.type == "cpu" and readout == "t":
-        chunks = tuple(c for t in steps for c in grid[grid[:, 0] == t].split(batch_size))
+    chunks = _chunks(attack, grid, steps, readout, batch_size, device)
     for chunk in tqdm(chunks, desc=f"attack {type(attack).__name__}", disable=not progress, leave=False):
         t_idx, e_idx, i_idx = chunk.unbind(1)
         x, label = images[i_idx].to(device), labels[i_idx].to(device)

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from pcrobust.models import TimestepModel
 
 Options = Mapping[str, str]
+DEFAULT_BACKEND = "pcrobust"  # the attack's own implementation, AttackEntry.build
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,9 @@ class AttackEntry:
     ``build(options, norm)`` returns an :class:`~pcrobust.attacks.Attack`; ``options`` is the attack's own
     typed schema (defaults included); ``norms`` are the threat models it supports, the first being its
     default; ``default_epsilons`` gives a grid per norm (pixel units of images in [0, 1]); ``criteria``
-    says whether it runs targeted, untargeted or both.
+    says whether it runs targeted, untargeted or both. ``backends`` names other implementations of the same
+    attack (e.g. a library's), built like ``build``; an options field ``backend`` picks one, and its default,
+    :data:`DEFAULT_BACKEND`, is ``build``.
     """
 
     name: str
@@ -65,7 +68,22 @@ class AttackEntry:
     norms: tuple[Norm, ...]
     default_epsilons: Mapping[Norm, tuple[float, ...]]
     criteria: tuple[str, ...] = ("targeted", "untargeted")
+    backends: Mapping[str, Callable[[AttackOptions, Norm], Attack]] = field(default_factory=dict)
     plugin: str = ""
+
+    def builder(self, options: AttackOptions) -> Callable[[AttackOptions, Norm], Attack]:
+        """What builds the attack of ``options``: the builder of its ``backend``, or ``build``."""
+        backend = getattr(options, "backend", DEFAULT_BACKEND)
+        if backend == DEFAULT_BACKEND:
+            return self.build
+        if backend not in self.backends:
+            choices = ", ".join([DEFAULT_BACKEND, *sorted(self.backends)])
+            raise PcrobustError(f"options.backend: {self.name} has no backend {backend!r}; choose from {choices}")
+        return self.backends[backend]
+
+    def make(self, options: AttackOptions, norm: Norm) -> Attack:
+        """The attack of ``options`` (validated by :attr:`options`) under ``norm``, from its backend's builder."""
+        return self.builder(options)(options, norm)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ ATTACK_FLAGS: dict[str, str] = {
     "attack_readout": "readout", "criterion": "criterion", "norm": "norm", "selection": "selection",
 }
 # flag name → key of the attack's own options
-ATTACK_OPTION_FLAGS: tuple[str, ...] = ("steps", "rel_stepsize", "random_start")
+ATTACK_OPTION_FLAGS: tuple[str, ...] = ("steps", "rel_stepsize", "random_start", "backend")
 DEFAULT_ATTACK = "bim"
 # shorthand attack name → the attack section it stands for
 NAMED_SECTIONS: dict[str, dict[str, Any]] = {

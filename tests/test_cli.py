@@ -51,7 +51,8 @@ def test_evaluate_writes_json_csv_and_plots(small_run: Path):
     assert attack["attacked_readout"] == "t" and attack["scored_readout"] == "t"
     assert attack["gradient_mode"] == "exact"
     assert attack["n"] == 12 and len(attack["image_indices"]) == 12
-    assert attack["attack"]["options"] == {"steps": 10, "rel_stepsize": 0.2, "random_start": False}
+    assert attack["attack"]["options"] == {"steps": 10, "rel_stepsize": 0.2, "random_start": False,
+                                          "backend": "pcrobust"}
     for series in attack["series"]:
         assert series["metric"] == "success_rate" and series["higher_is_better"] is False
         assert series["values"] == [s / 12 for s in series["counts"]]

@@ -269,8 +269,10 @@ def test_one_attack_twice_with_its_own_budgets(attacks_run: Path):
     assert [s["id"] for s in results["sections"]] == ["clean", "attack bim", "attack bim #2", "strong untargeted"]
     first, second, named = (section(results, i) for i in ("attack bim", "attack bim #2", "strong untargeted"))
     assert first["parameters"]["epsilons"] == [0.2, 0.3] and second["parameters"]["epsilons"] == [0.3]
-    assert first["parameters"]["options"] == {"steps": 4, "rel_stepsize": 0.3, "random_start": False}
-    assert second["parameters"]["options"] == {"steps": 5, "rel_stepsize": 0.25, "random_start": True}
+    assert first["parameters"]["options"] == {"steps": 4, "rel_stepsize": 0.3, "random_start": False,
+                                                  "backend": "pcrobust"}
+    assert second["parameters"]["options"] == {"steps": 5, "rel_stepsize": 0.25, "random_start": True,
+                                                   "backend": "pcrobust"}
     assert first["attack"]["options"] == first["parameters"]["options"]
     assert second["attack"]["options"] == second["parameters"]["options"]
     assert [s["label"] for s in first["series"]] == ["ε=0.2", "ε=0.3"]

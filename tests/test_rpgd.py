@@ -71,7 +71,8 @@ def test_an_rpgd_section_takes_l2_budgets_above_one(cli, tmp_path: Path):
     assert code == 0, err
     section = json.loads((tmp_path / "r" / "results.json").read_text())["sections"][0]
     assert section["attack"]["norm"] == "l2" and section["attack"]["plugin"] == "attacks"
-    assert section["attack"]["options"] == {"steps": 3, "rel_stepsize": 0.025, "random_start": True, "restarts": 2}
+    assert section["attack"]["options"] == {"steps": 3, "rel_stepsize": 0.025, "random_start": True, "restarts": 2,
+                                          "backend": "pcrobust"}
     assert section["series"][0]["key"] == {"epsilon": 1.5} and section["series"][0]["n"] == 4
     code, _, err = cli("plan", "--plugin", "predify", "--attack", "rpgd", "--norm", "linf")
     assert code == 2 and "norm 'linf' is not offered by rpgd; choose from l2" in err

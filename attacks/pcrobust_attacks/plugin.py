@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pcrobust.attacks import GradientAttackOptions
 from pcrobust.hookspecs import hookimpl
 from pcrobust.registry import AttackEntry, AttackRegistrar
-from pcrobust_attacks.bim import BIM
+from pcrobust_attacks.backends import LibraryBIM, LibraryRPGD
+from pcrobust_attacks.bim import BIM, BIMOptions
 from pcrobust_attacks.hsj import HopSkipJump, HSJOptions
 from pcrobust_attacks.rpgd import RPGD, RPGDOptions
 from pcrobust_attacks.spsa import SPSA, SPSAOptions
@@ -17,9 +17,10 @@ def pcrobust_register_attacks(registry: AttackRegistrar) -> None:
         name="bim",
         description="BIM, L∞ (sign-gradient steps of rel_stepsize·ε; random start optional), targeted or untargeted",
         build=BIM,
-        options=GradientAttackOptions,
+        options=BIMOptions,
         norms=("linf",),
         default_epsilons={"linf": (0.1, 0.2, 0.3)},
+        backends={"foolbox": LibraryBIM, "art": LibraryBIM},
     ))
     registry.add(AttackEntry(
         name="hsj",
@@ -38,6 +39,7 @@ def pcrobust_register_attacks(registry: AttackRegistrar) -> None:
         options=RPGDOptions,
         norms=("l2",),
         default_epsilons={"l2": (0.5, 1.0, 2.0)},
+        backends={"foolbox": LibraryRPGD, "art": LibraryRPGD},
     ))
     registry.add(AttackEntry(
         name="spsa",

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
 from pcrobust.attacks import Attack, AttackOptions, LogitsFn, project
 from pcrobust.engine import margins
 from pcrobust.seeding import derived_seed, per_item_draws
+from pcrobust_attacks.bim import step_lengths, summed_cross_entropy
+from pcrobust_attacks.options import BACKEND_HELP, Backend
 
 
 class RPGDOptions(AttackOptions):
@@ -21,6 +22,7 @@ class RPGDOptions(AttackOptions):
     rel_stepsize: float = Field(0.025, gt=0, description="step length as a fraction of ε")
     random_start: bool = Field(True, description="start uniformly in the L2 ball (off: L2 BIM)")
     restarts: int = Field(1, ge=1, description="independent random starts; the best final iterate is kept")
+    backend: Backend = Field("pcrobust", description=BACKEND_HELP)
 
 
 def uniform_in_l2_ball(x: Tensor, epsilon: Tensor, seeds: Sequence[int]) -> Tensor:
@@ -33,26 +35,34 @@ def uniform_in_l2_ball(x: Tensor, epsilon: Tensor, seeds: Sequence[int]) -> Tens
     return direction * radius.view(-1, *([1] * (x.dim() - 1)))
 
 
+def unit_l2(gradient: Tensor) -> Tensor:
+    """Each sample's gradient divided by its L2 length (a zero gradient stays zero).
+
+    The length has no floor (Foolbox floors it at 1e-12): in untargeted attacks on confidently classified
+    images, float32 gradients are often shorter than that, and a floor would shorten their steps."""
+    length = gradient.flatten(1).norm(dim=1).view(-1, *([1] * (gradient.dim() - 1)))
+    return gradient * torch.where(length > 0, 1 / length, 0)
+
+
 class RPGD(Attack):
     """Steps of ``rel_stepsize·ε`` along the L2-normalised cross-entropy gradient (down for the target's, up
-    for the true class's), projected onto the ε-ball and [0, 1] after each; the last iterate of each restart,
-    and of the restarts the one with the largest margin towards the criterion."""
+    for the true class's), each followed by the projection: rescaling onto the ε-ball, then clipping to [0, 1]
+    (Foolbox's order and that of Madry et al.'s robustness library; ART clips first). The last iterate of each
+    restart, and of the restarts the one with the largest margin towards the criterion."""
 
     options: RPGDOptions
 
     def _one_run(self, logits_fn: LogitsFn, x: Tensor, labels: Tensor, epsilon: Tensor, seeds: Sequence[int],
                  targeted: bool) -> Tensor:
-        shape = (-1, *([1] * (x.dim() - 1)))
-        step = (-1.0 if targeted else 1.0) * self.options.rel_stepsize * epsilon.view(shape)
+        step = (-1.0 if targeted else 1.0) * step_lengths(self.options.rel_stepsize, epsilon, x)
         x_adv = x
         if self.options.random_start:
             x_adv = project(x, x + uniform_in_l2_ball(x, epsilon, seeds), epsilon, self.norm)
         for _ in range(self.options.steps):
             x_adv = x_adv.detach().requires_grad_(True)
-            loss = F.cross_entropy(logits_fn(x_adv), labels, reduction="sum")
+            loss = summed_cross_entropy(logits_fn(x_adv), labels)
             (gradient,) = torch.autograd.grad(loss, x_adv)
-            direction = gradient / gradient.flatten(1).norm(dim=1).clamp_min(1e-12).view(shape)
-            x_adv = project(x, x_adv + step * direction, epsilon, self.norm)
+            x_adv = project(x, x_adv + step * unit_l2(gradient), epsilon, self.norm)
         return x_adv.detach()
 
     def run(self, logits_fn: LogitsFn, x: Tensor, labels: Tensor, epsilon: Tensor, seeds: Sequence[int],

@@ -91,13 +91,14 @@ class AttackSection(SectionKind):
         if options.criterion == "untargeted" and given:
             raise PcrobustError(f"{sorted(given)[0]} applies to targeted attacks only")
         attack_options = validated(entry.options, options.options, "options")
+        builder = entry.builder(attack_options)
         update: dict[str, Any] = {"norm": norm, "epsilons": tuple(epsilons),
                                   "options": attack_options.model_dump(mode="json", exclude_none=True)}
         if options.surrogate is not None:
             if "readout" in options.model_fields_set and options.readout == "t":
                 raise PcrobustError("readout: 't' cannot be combined with surrogate; the surrogate's readout is "
                                     "surrogate.readout (avg, last or first)")
-            if getattr(entry.build, "needs_starts", False):
+            if getattr(builder, "needs_starts", False):
                 raise PcrobustError(f"surrogate: {entry.name} starts from images the attacked model classifies "
                                     "as the goal, so it cannot run as a transfer attack")
             model = surrogate_entry(options.surrogate, registries)
@@ -128,7 +129,7 @@ class AttackSection(SectionKind):
         options = _options(section)
         entry = self._entry(context, options)
         assert options.norm is not None and options.epsilons is not None
-        attack = entry.build(entry.options.model_validate(options.options), options.norm)
+        attack = entry.make(entry.options.model_validate(options.options), options.norm)
         indices = list(unit.indices)
         labels = context.data.labels[indices]
         targeted = options.criterion == "targeted"
