@@ -16,7 +16,7 @@ import time
 import warnings
 
 import torch
-from per_timestep import one_attack_per_timestep, right_at_every_timestep
+from per_timestep import LogitsAt, one_attack_per_timestep, right_at_every_timestep
 
 from pcrobust.attacks import GradientAttackOptions
 from pcrobust.engine import attack_per_timestep
@@ -31,11 +31,7 @@ def foolbox_per_timestep(model, images, targets, epsilons, timesteps, settings) 
 
     counts = [[0] * (timesteps + 1) for _ in epsilons]
     for t in range(timesteps + 1):
-        class LogitsAtT(torch.nn.Module):
-            def forward(self, z, t=t):
-                return model(z, t)[t]
-
-        fmodel = fb.PyTorchModel(LogitsAtT().eval(), bounds=(0, 1), device=images.device)
+        fmodel = fb.PyTorchModel(LogitsAt(model, t), bounds=(0, 1), device=images.device)
         attack = fb.attacks.LinfBasicIterativeAttack(rel_stepsize=settings.rel_stepsize, steps=settings.steps)
         _, _, success = attack(fmodel, images, fb.criteria.TargetedMisclassification(targets), epsilons=epsilons)
         for e in range(len(epsilons)):
