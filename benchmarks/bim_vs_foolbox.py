@@ -16,7 +16,7 @@ import time
 import warnings
 
 import torch
-from per_timestep import LogitsAt, one_attack_per_timestep, right_at_every_timestep
+from per_timestep import LogitsAt, load_average, one_attack_per_timestep, right_at_every_timestep
 
 from pcrobust.attacks import GradientAttackOptions
 from pcrobust.engine import attack_per_timestep
@@ -47,7 +47,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="intra-op threads (more only lose time to contention on a loaded machine)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(load_average())
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     device = torch.device(args.device)
     epsilons = [float(e) for e in args.epsilons.split(",")]
@@ -78,7 +82,8 @@ def main() -> None:
                     torch.cuda.synchronize()
                 times[name].append(time.perf_counter() - start)
     print(f"model mnist-pnet (exact gradients), n={len(images)} images, timesteps 0..{args.timesteps}, "
-          f"ε={epsilons}, 10 steps of 0.2·ε, device {device}, {args.repeats} interleaved repeats (median)")
+          f"ε={epsilons}, 10 steps of 0.2·ε, device {device}, {torch.get_num_threads()} threads, "
+          f"{args.repeats} interleaved repeats (median)")
     reference = statistics.median(times["foolbox, one attack per timestep"])
     for name, values in times.items():
         median = statistics.median(values)

@@ -10,7 +10,7 @@ together, once for the whole ε grid, and clips each answer to every ε. The scr
 second (model rows asked), median L2 distance and success rate per ε and timestep, measured side by side
 (interleaved repeats, median).
 
-    python benchmarks/hsj_per_timestep.py [--n 8] [--timesteps 2] [--steps 8] [--initial-evals 50] [--repeats 3]
+    python benchmarks/hsj_per_timestep.py [--n 6] [--timesteps 2] [--steps 8] [--initial-evals 50] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def foolbox_per_timestep(model: TimestepModel, images: Tensor, targets: Tensor, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=8, help="images right at every timestep")
+    parser.add_argument("--n", type=int, default=6, help="images right at every timestep")
     parser.add_argument("--timesteps", type=int, default=2, help="attack timesteps 0..T")
     parser.add_argument("--epsilons", default="1,2,3", help="L2 budgets the answers are clipped to")
     parser.add_argument("--steps", type=int, default=8, help="HopSkipJump iterations")
