@@ -16,7 +16,7 @@ import time
 import warnings
 
 import torch
-from per_timestep import one_attack_per_timestep, right_at_every_timestep
+from per_timestep import LogitsAt, load_average, one_attack_per_timestep, right_at_every_timestep
 
 from pcrobust.attacks import GradientAttackOptions
 from pcrobust.engine import attack_per_timestep
@@ -31,11 +31,7 @@ def foolbox_per_timestep(model, images, targets, epsilons, timesteps, settings) 
 
     counts = [[0] * (timesteps + 1) for _ in epsilons]
     for t in range(timesteps + 1):
-        class LogitsAtT(torch.nn.Module):
-            def forward(self, z, t=t):
-                return model(z, t)[t]
-
-        fmodel = fb.PyTorchModel(LogitsAtT().eval(), bounds=(0, 1), device=images.device)
+        fmodel = fb.PyTorchModel(LogitsAt(model, t), bounds=(0, 1), device=images.device)
         attack = fb.attacks.LinfBasicIterativeAttack(rel_stepsize=settings.rel_stepsize, steps=settings.steps)
         _, _, success = attack(fmodel, images, fb.criteria.TargetedMisclassification(targets), epsilons=epsilons)
         for e in range(len(epsilons)):
@@ -51,7 +47,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="intra-op threads (more only lose time to contention on a loaded machine)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(load_average())
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     device = torch.device(args.device)
     epsilons = [float(e) for e in args.epsilons.split(",")]
@@ -82,7 +82,8 @@ def main() -> None:
                     torch.cuda.synchronize()
                 times[name].append(time.perf_counter() - start)
     print(f"model mnist-pnet (exact gradients), n={len(images)} images, timesteps 0..{args.timesteps}, "
-          f"ε={epsilons}, 10 steps of 0.2·ε, device {device}, {args.repeats} interleaved repeats (median)")
+          f"ε={epsilons}, 10 steps of 0.2·ε, device {device}, {torch.get_num_threads()} threads, "
+          f"{args.repeats} interleaved repeats (median)")
     reference = statistics.median(times["foolbox, one attack per timestep"])
     for name, values in times.items():
         median = statistics.median(values)

@@ -1,9 +1,14 @@
-"""Shared by the benchmark scripts: the reference scripts' method (one attack per (ε, timestep)) and the
-images they attack (test digits right at every timestep)."""
+"""Shared by the benchmark scripts: the reference scripts' method (one attack per (ε, timestep)), the images
+they attack (test digits right at every timestep), the model a library sees at one timestep, and interleaved
+timing."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import statistics
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
 
 import torch
 from torch import Tensor
@@ -13,6 +18,8 @@ from pcrobust.engine import predict
 from pcrobust.models import TimestepModel
 from pcrobust.seeding import derived_seed, float_key
 from pcrobust_datasets.mnist import load_mnist_5k
+
+R = TypeVar("R")
 
 
 def one_attack_per_timestep(model: TimestepModel, attack: Attack, images: Tensor, targets: Tensor,
@@ -42,3 +49,34 @@ def right_at_every_timestep(model: TimestepModel, timesteps: int, n: int, device
     logits = predict(model, data.images[order], timesteps, 500, device, progress=False)
     keep = order[(logits.argmax(2) == data.labels[order]).all(0)][:n]
     return data.images[keep].to(device), ((data.labels[keep] + 1) % 10).to(device), keep.tolist()
+
+
+class LogitsAt(torch.nn.Module):
+    """The logits of ``model`` unrolled to timestep ``t`` (what a library attack run once per timestep sees),
+    counting the rows it is asked in ``rows``."""
+
+    def __init__(self, model: TimestepModel, t: int) -> None:
+        super().__init__()
+        self.model, self.t, self.rows = model, t, 0
+        self.train(False)
+
+    def forward(self, z: Tensor) -> Tensor:
+        self.rows += len(z)
+        return self.model(z, self.t)[self.t]
+
+
+def interleaved(contenders: Mapping[str, Callable[[], R]], repeats: int) -> tuple[dict[str, float], dict[str, R]]:
+    """Each contender run ``repeats`` times in turn (A, B, A, B, ...): its median seconds and its last result."""
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    results: dict[str, R] = {}
+    for _ in range(repeats):
+        for name, run in contenders.items():
+            start = time.perf_counter()
+            results[name] = run()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}, results
+
+
+def load_average() -> str:
+    """The 1-minute load average, for the report of a measurement."""
+    return f"1-minute load average {os.getloadavg()[0]:.2f} at the start"

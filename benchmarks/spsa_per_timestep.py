@@ -16,7 +16,7 @@ import statistics
 import time
 
 import torch
-from per_timestep import one_attack_per_timestep, right_at_every_timestep
+from per_timestep import load_average, one_attack_per_timestep, right_at_every_timestep
 
 from pcrobust.engine import attack_per_timestep
 from pcrobust.models import evaluation_mode
@@ -32,7 +32,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--samples", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="intra-op threads (more only lose time to contention on a loaded machine)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(load_average())
     epsilons = [float(e) for e in args.epsilons.split(",")]
     attack = SPSA(SPSAOptions(steps=args.steps, samples=args.samples), "linf")
     model = mnist.build(None, {})
@@ -57,7 +61,8 @@ def main() -> None:
                 counts[name] = run()
                 times[name].append(time.perf_counter() - start)
     print(f"model mnist-pnet, n={len(images)} images, timesteps 0..{args.timesteps}, ε={epsilons}, SPSA "
-          f"{args.steps} steps × {args.samples} pairs, CPU, {args.repeats} interleaved repeats (median)")
+          f"{args.steps} steps × {args.samples} pairs, CPU, {torch.get_num_threads()} threads, "
+          f"{args.repeats} interleaved repeats (median)")
     reference = statistics.median(times["SPSA once per (ε, t)"])
     for name, values in times.items():
         median = statistics.median(values)
