@@ -8,8 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from pcrobust.errors import PcrobustError
 from pcrobust.models import select_readout
-from pcrobust_cnnf import CNNF, Architecture, mnist
+from pcrobust_cnnf import CNNF, Architecture, fmnist, mnist
+from pcrobust_cnnf.checkpoint import save_checkpoint
 from pcrobust_cnnf.training import Recipe, adversarial_losses, pgd_first_pass, standard_losses
 from pcrobust_datasets.mnist import load_mnist_5k
 
@@ -218,6 +220,23 @@ def test_shipped_checkpoint_loads_safely_and_classifies_real_digits():
         logits = net(data.images[:300], net.default_timesteps)
     accuracy = (logits.argmax(-1) == data.labels[:300]).float().mean(1)
     assert (accuracy >= 0.9).all(), accuracy.tolist()
+
+
+def test_the_papers_fashion_mnist_network_loads_its_own_checkpoints(tmp_path):
+    net = CNNF(fmnist.ARCHITECTURE)
+    assert [layer.in_features for layer in net.linears] == [3136, 1000, 128]
+    assert [tuple(w.shape[:2]) for w in net.conv_weights] == [(16, 1), (32, 16), (32, 32), (64, 32)]
+    with pytest.raises(PcrobustError, match="ships no weights"):
+        fmnist.build(None, {})
+    path = save_checkpoint(net, tmp_path / "f.pt", {})
+    loaded = fmnist.build(path, {"eta": "0.5"})
+    assert loaded.eta == 0.5 and loaded.default_timesteps == 1
+    with torch.no_grad():
+        assert loaded(torch.rand(2, 1, 28, 28)).shape == (2, 2, 10)
+    with pytest.raises(PcrobustError, match="another architecture"):
+        mnist.build(path, {})
+    with pytest.raises(PcrobustError, match="unknown option 'beta'"):
+        fmnist.build(path, {"beta": "1"})
 
 
 def test_cli_evaluates_the_default_cnnf(cli, tmp_path):

@@ -57,7 +57,7 @@ def test_first_party_plugins_come_from_entry_points():
     host = PluginHost()
     assert {"predify", "cnnf", "attacks", "datasets"} <= set(host.info)
     assert host.info["predify"].distribution == "pcrobust" and host.info["cnnf"].distribution == "pcrobust"
-    assert host.registered_by("cnnf")["models"] == ["mnist-cnnf"]
+    assert host.registered_by("cnnf")["models"] == ["fmnist-cnnf", "mnist-cnnf"]
     assert host.registered_by("predify")["models"] == ["custom", "mnist-pnet", "pefficientnetb0", "pvgg16"]
     assert host.registered_by("attacks")["attacks"] == ["bim", "hsj", "rpgd", "spsa"]
     assert host.registered_by("datasets")["datasets"] == ["foolbox-imagenet", "mnist-5k"]
@@ -107,7 +107,7 @@ def test_unknown_names_list_what_exists():
     host = PluginHost()
     with pytest.raises(UnknownNameError, match="unknown plugin 'nope'; available: attacks, cnnf, datasets, predify"):
         host.model("nope", None)
-    expected = "unknown model .pvgg.; available: custom, mnist-cnnf, mnist-pnet, pefficientnetb0"
+    expected = "unknown model .pvgg.; available: custom, fmnist-cnnf, mnist-cnnf, mnist-pnet, pefficientnetb0"
     with pytest.raises(UnknownNameError, match=expected):
         host.model("predify", "pvgg")
     with pytest.raises(UnknownNameError, match="available: bim"):

@@ -9,37 +9,20 @@ from pathlib import Path
 
 import torch
 
-from pcrobust.errors import PcrobustError
 from pcrobust.registry import TrainingRequest
 from pcrobust_cnnf.checkpoint import load_checkpoint, save_checkpoint
 from pcrobust_cnnf.network import CNNF, Architecture
+from pcrobust_cnnf.options import ETA, parse_eta
 from pcrobust_cnnf.training import recipe_from_options, train_cnnf
 
 MODEL_NAME = "mnist-cnnf"
 DATASET = "mnist-5k"
 ARCHITECTURE = Architecture(channels=(8, 16, 16), pools=(True, False, True), hidden=(64,), encode=2)
-ETA = 0.1
 TIMESTEPS = 4
-OPTION_HELP = {
-    "eta": f"online update step η of Eq. 6–7, in (0, 1]; 1 is greedy replacement [default: {ETA}]",
-}
 
 
 def shipped_weights() -> Path:
     return Path(str(files("pcrobust_cnnf") / "weights" / "mnist_cnnf.pt"))
-
-
-def parse_eta(options: Mapping[str, str]) -> float:
-    unknown = set(options) - set(OPTION_HELP)
-    if unknown:
-        raise PcrobustError(f"unknown option {sorted(unknown)[0]!r}; available: {', '.join(OPTION_HELP)}")
-    try:
-        eta = float(options.get("eta", ETA))
-    except ValueError:
-        raise PcrobustError(f"option eta must be a number, got {options['eta']!r}") from None
-    if not 0 < eta <= 1:
-        raise PcrobustError(f"option eta must lie in (0, 1], got {eta}")
-    return eta
 
 
 def build(weights: Path | None, options: Mapping[str, str]) -> CNNF:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pcrobust.hookspecs import hookimpl
 from pcrobust.registry import ModelEntry, ModelRegistrar
-from pcrobust_cnnf import mnist
+from pcrobust_cnnf import fmnist, mnist
+from pcrobust_cnnf.options import OPTION_HELP
 
 
 @hookimpl
@@ -17,5 +18,14 @@ def pcrobust_register_models(registry: ModelRegistrar) -> None:
         weight_files=mnist.weight_files,
         train=mnist.train,
         default=True,
-        option_help=mnist.OPTION_HELP,
+        option_help=OPTION_HELP,
+    ))
+    registry.add(ModelEntry(
+        name=fmnist.MODEL_NAME,
+        description="the paper's Fashion-MNIST CNN-F (4 conv + 3 linear, T = 1): --weights of your own",
+        build=fmnist.build,
+        dataset="",
+        weight_files=fmnist.weight_files,
+        train=fmnist.train,
+        option_help=OPTION_HELP,
     ))
