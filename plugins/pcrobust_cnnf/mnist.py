@@ -18,7 +18,7 @@ from pcrobust_cnnf.training import recipe_from_options, train_cnnf
 MODEL_NAME = "mnist-cnnf"
 DATASET = "mnist-5k"
 ARCHITECTURE = Architecture(channels=(8, 16, 16), pools=(True, False, True), hidden=(64,), encode=2)
-TIMESTEPS = 4
+TIMESTEPS = 3
 
 
 def shipped_weights() -> Path:
