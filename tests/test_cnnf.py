@@ -165,6 +165,15 @@ def test_batch_composition_does_not_change_logits(images):
     torch.testing.assert_close(together, shuffled, rtol=1e-5, atol=1e-6)
 
 
+def test_dtype_follows_the_model_and_the_input(images):
+    net = make_net()
+    with torch.no_grad():
+        single = net(images, 3)
+        double = net.double()(images.double(), 3)
+    assert double.dtype == torch.float64
+    torch.testing.assert_close(double.float(), single, rtol=1e-4, atol=1e-5)
+
+
 def test_reconstruction_errors_have_the_contract_shape(images):
     out = make_net().unroll(images, 2)
     assert out.logits.shape == (3, 6, 4)
@@ -248,3 +257,11 @@ def test_cli_evaluates_the_default_cnnf(cli, tmp_path):
     model = results["model"]
     assert model["plugin"] == "cnnf" and model["name"] == "mnist-cnnf" and model["gradient_mode"] == "exact"
     assert model["readouts"] == ["last", "avg"] and model["eta"] == 0.1
+
+
+def test_train_refuses_bad_options_in_one_line(cli, tmp_path):
+    for option, message in (("nope=1", "unknown training option 'nope'"), ("cycles=0", "at least 1"),
+                            ("lr=fast", "must be numbers")):
+        code, _, err = cli("train", "--plugin", "cnnf", "--out", str(tmp_path / "c.pt"), "-o", option)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "c.pt").exists()
