@@ -179,7 +179,7 @@ class CNNF(TimestepModel):
             choice = None
             if self._pooled(stage):
                 out, choice = ada_pool(out, None if feedback is None else feedback.pooled[stage])
-            latents[stage] = Latents(active.detach(), choice, out.shape)
+            latents[stage] = Latents(active, choice, out.shape)
         logits = self._pre_activation(self.readout_stage, out)
         return Pass(logits, features, latents)
 
