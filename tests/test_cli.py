@@ -125,7 +125,7 @@ def test_check_exit_codes(small_run: Path, tmp_path: Path, cli):
 
 
 @pytest.mark.parametrize("args,message", [
-    (("--plugin", "cnnf"), "unknown plugin 'cnnf'; available: attacks, datasets, "),  # then any third-party ones
+    (("--plugin", "nope"), "unknown plugin 'nope'; available: attacks, cnnf, datasets, "),  # then any third-party ones
     (("--plugin", "predify", "--model", "pvgg"), "unknown model 'pvgg'"),
     (("--plugin", "predify", "--attack", "pgd"), "section 3 (attack pgd): unknown attack 'pgd'; available: bim"),
     (("--plugin", "predify", "--epsilons", "0.1,abc"), "--epsilons takes comma-separated numbers"),

@@ -55,8 +55,9 @@ def third_party(install: Callable[[str], Path]) -> Path:
 
 def test_first_party_plugins_come_from_entry_points():
     host = PluginHost()
-    assert {"predify", "attacks", "datasets"} <= set(host.info)
-    assert host.info["predify"].distribution == "pcrobust"
+    assert {"predify", "cnnf", "attacks", "datasets"} <= set(host.info)
+    assert host.info["predify"].distribution == "pcrobust" and host.info["cnnf"].distribution == "pcrobust"
+    assert host.registered_by("cnnf")["models"] == ["fmnist-cnnf", "mnist-cnnf"]
     assert host.registered_by("predify")["models"] == ["custom", "mnist-pnet", "pefficientnetb0", "pvgg16"]
     assert host.registered_by("attacks")["attacks"] == ["bim", "hsj", "rpgd", "spsa"]
     assert host.registered_by("datasets")["datasets"] == ["foolbox-imagenet", "mnist-5k"]
@@ -104,9 +105,10 @@ def test_unknown_allow_list_name_lists_what_exists(monkeypatch):
 
 def test_unknown_names_list_what_exists():
     host = PluginHost()
-    with pytest.raises(UnknownNameError, match="unknown plugin 'cnnf'; available: attacks, datasets, .*predify"):
-        host.model("cnnf", None)
-    with pytest.raises(UnknownNameError, match="unknown model .pvgg.; available: custom, .*mnist-pnet, pefficient"):
+    with pytest.raises(UnknownNameError, match="unknown plugin 'nope'; available: attacks, cnnf, datasets, .*predify"):
+        host.model("nope", None)
+    expected = "unknown model .pvgg.; available: custom, fmnist-cnnf, .*mnist-cnnf, mnist-pnet, pefficientnetb0"
+    with pytest.raises(UnknownNameError, match=expected):
         host.model("predify", "pvgg")
     with pytest.raises(UnknownNameError, match="available: bim"):
         host.registries.attacks.get("pgd")
@@ -138,6 +140,7 @@ def test_plugins_command_lists_names_versions_and_entries(cli, third_party):
     code, out, _ = cli("plugins", "--json")
     listing = {item["name"]: item for item in json.loads(out)}
     assert listing["predify"]["default_model"] == "mnist-pnet" and listing["attacks"]["default_model"] is None
+    assert listing["cnnf"]["default_model"] == "mnist-cnnf"
     assert listing["fake"]["descriptions"]["attacks"] == {"fake-bim": "a third-party attack"}
     assert listing["attacks"]["attacks"] == ["bim", "hsj", "rpgd", "spsa"] and listing["fake"]["version"] == "1.2.3"
     assert listing["datasets"]["datasets"] == ["foolbox-imagenet", "mnist-5k"] and listing["fake"]["sections"] == []
@@ -208,5 +211,9 @@ def test_models_lists_each_model_with_its_dataset_default_and_options(cli):
     assert listing["mnist-pnet"]["default"] and not listing["custom"]["default"]
     assert set(listing["custom"]["options"]) == {"beta", "lambda", "alpha", "config", "backbone"}
     assert listing["custom"]["dataset"] is None
+    assert listing["mnist-cnnf"]["default"] and set(listing["mnist-cnnf"]["options"]) == {"eta"}
+    code, out, _ = cli("models", "--plugin", "cnnf")
+    assert out.startswith("mnist-cnnf (plugin cnnf, dataset mnist-5k, default, trainable with `pcrobust train`)")
+    assert "  -o eta=...  online update step η" in out
     code, _, err = cli("models", "--plugin", "nope")
     assert code == 2 and "unknown plugin 'nope'" in err

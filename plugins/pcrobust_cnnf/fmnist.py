@@ -1,0 +1,50 @@
+"""The paper's Fashion-MNIST network: 4 conv + 3 linear layers, h after two convolutions (weights of your own)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from pcrobust.errors import PcrobustError
+from pcrobust.registry import TrainingRequest
+from pcrobust_cnnf.checkpoint import load_checkpoint, save_checkpoint
+from pcrobust_cnnf.network import CNNF, Architecture
+from pcrobust_cnnf.options import ETA, parse_eta
+from pcrobust_cnnf.training import recipe_from_options, train_cnnf
+
+MODEL_NAME = "fmnist-cnnf"
+ARCHITECTURE = Architecture(channels=(16, 32, 32, 64), pools=(False, False, True, True), hidden=(1000, 128),
+                            encode=2)
+TIMESTEPS = 1  # the paper's Fashion-MNIST CNN-F runs one feedback iteration
+
+
+def build(weights: Path | None, options: Mapping[str, str]) -> CNNF:
+    if weights is None:
+        raise PcrobustError(f"model {MODEL_NAME!r} ships no weights: pass --weights FILE, a checkpoint of "
+                            f"'pcrobust train --plugin cnnf --model {MODEL_NAME} -o dataset=NAME'")
+    net = CNNF(ARCHITECTURE, eta=parse_eta(options), default_timesteps=TIMESTEPS)
+    load_checkpoint(net, weights)
+    return net.eval()
+
+
+def weight_files(weights: Path | None, options: Mapping[str, str]) -> list[Path]:
+    return [weights] if weights else []
+
+
+def train(request: TrainingRequest) -> Path:
+    """Table 1's losses (or adversarial training) on ``-o dataset=NAME`` (28×28 grey images, 10 classes)."""
+    options = dict(request.options)
+    dataset = options.pop("dataset", "")
+    if not dataset:
+        raise PcrobustError("training needs -o dataset=NAME (a registered dataset with a train split)")
+    recipe = recipe_from_options(options)
+    torch.manual_seed(request.seed)
+    data = request.datasets.get(dataset).load("train")
+    net = CNNF(ARCHITECTURE, eta=ETA, default_timesteps=TIMESTEPS)
+    history = train_cnnf(net, data.images, data.labels, recipe, request.seed)
+    metadata = {"model": MODEL_NAME, "seed": request.seed, "dataset": f"{dataset}/train", "recipe": asdict(recipe),
+                "eta": ETA, "losses_per_epoch": history, "torch": str(torch.__version__)}
+    return save_checkpoint(net, request.out, metadata)
