@@ -57,7 +57,8 @@ def test_first_party_plugins_come_from_entry_points():
     host = PluginHost()
     assert {"predify", "attacks", "datasets"} <= set(host.info)
     assert host.info["predify"].distribution == "pcrobust"
-    assert host.registered_by("predify")["models"] == ["custom", "mnist-pnet", "pefficientnetb0", "pvgg16"]
+    assert host.registered_by("predify")["models"] == ["custom", "mnist-pnet", "pefficientnet-lite0",
+                                                        "pefficientnetb0", "pvgg16"]
     assert host.registered_by("attacks")["attacks"] == ["bim", "hsj", "rpgd", "spsa"]
     assert host.registered_by("datasets")["datasets"] == ["foolbox-imagenet", "mnist-5k"]
     assert host.registered_by("builtin") == {"datasets": [], "models": [], "attacks": [],
@@ -106,7 +107,8 @@ def test_unknown_names_list_what_exists():
     host = PluginHost()
     with pytest.raises(UnknownNameError, match="unknown plugin 'cnnf'; available: attacks, datasets, predify"):
         host.model("cnnf", None)
-    with pytest.raises(UnknownNameError, match="unknown model .pvgg.; available: custom, mnist-pnet, pefficientnetb0"):
+    expected = "unknown model .pvgg.; available: custom, mnist-pnet, pefficientnet-lite0, pefficientnetb0"
+    with pytest.raises(UnknownNameError, match=expected):
         host.model("predify", "pvgg")
     with pytest.raises(UnknownNameError, match="available: bim"):
         host.registries.attacks.get("pgd")
@@ -132,7 +134,7 @@ def test_plugins_command_lists_names_versions_and_entries(cli, third_party):
     code, out, _ = cli("plugins")
     assert code == 0
     assert "predify (pcrobust " in out and "fake (fakeplug 1.2.3)" in out
-    assert "models: custom, mnist-pnet, pefficientnetb0, pvgg16" in out
+    assert "models: custom, mnist-pnet, pefficientnet-lite0, pefficientnetb0, pvgg16" in out
     assert "predify (pcrobust " in out and ", default model mnist-pnet" in out
     assert "    bim: BIM, L∞" in out and "    fake-bim: a third-party attack" in out
     code, out, _ = cli("plugins", "--json")
