@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -108,3 +109,12 @@ def test_tiny_cli_run(cli, tmp_path: Path):
     results = json.loads((tmp_path / "r" / "results.json").read_text())
     assert [s["id"] for s in results["sections"]] == ["clean"]
     assert results["model"]["name"] == "pefficientnet-lite0"
+
+
+def test_cpu_preset_is_a_valid_plan(cli):
+    code, out, err = cli("plan", "--preset", "predify-lite0-cpu")
+    plan = tomllib.loads(out)
+    assert code == 0, err
+    assert plan["model"]["name"] == "pefficientnet-lite0" and plan["data"]["dataset"] == "foolbox-imagenet"
+    assert [s["kind"] for s in plan["sections"]] == ["clean", "noise", "attack"]
+    assert plan["sections"][2]["criterion"] == "targeted" and plan["sections"][2]["readout"] == "t"
