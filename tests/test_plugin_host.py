@@ -210,5 +210,8 @@ def test_models_lists_each_model_with_its_dataset_default_and_options(cli):
     assert listing["mnist-pnet"]["default"] and not listing["custom"]["default"]
     assert set(listing["custom"]["options"]) == {"beta", "lambda", "alpha", "config", "backbone"}
     assert listing["custom"]["dataset"] is None
+    lite0 = listing["pefficientnet-lite0"]
+    assert lite0["dataset"] == "foolbox-imagenet" and lite0["trainable"] and set(lite0["options"]) == {
+        "beta", "lambda", "alpha"}
     code, _, err = cli("models", "--plugin", "nope")
     assert code == 2 and "unknown plugin 'nope'" in err
