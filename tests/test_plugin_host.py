@@ -58,7 +58,8 @@ def test_first_party_plugins_come_from_entry_points():
     assert {"predify", "cnnf", "attacks", "datasets"} <= set(host.info)
     assert host.info["predify"].distribution == "pcrobust" and host.info["cnnf"].distribution == "pcrobust"
     assert host.registered_by("cnnf")["models"] == ["fmnist-cnnf", "mnist-cnnf"]
-    assert host.registered_by("predify")["models"] == ["custom", "mnist-pnet", "pefficientnetb0", "pvgg16"]
+    assert host.registered_by("predify")["models"] == ["custom", "mnist-pnet", "pefficientnet-lite0",
+                                                        "pefficientnetb0", "pvgg16"]
     assert host.registered_by("attacks")["attacks"] == ["bim", "hsj", "rpgd", "spsa"]
     assert host.registered_by("datasets")["datasets"] == ["foolbox-imagenet", "mnist-5k"]
     assert host.registered_by("builtin") == {"datasets": [], "models": [], "attacks": [],
@@ -107,7 +108,8 @@ def test_unknown_names_list_what_exists():
     host = PluginHost()
     with pytest.raises(UnknownNameError, match="unknown plugin 'nope'; available: attacks, cnnf, datasets, .*predify"):
         host.model("nope", None)
-    expected = "unknown model .pvgg.; available: custom, fmnist-cnnf, .*mnist-cnnf, mnist-pnet, pefficientnetb0"
+    expected = ("unknown model .pvgg.; available: custom, fmnist-cnnf, .*mnist-cnnf, mnist-pnet, pefficientnet-lite0, "
+                "pefficientnetb0")
     with pytest.raises(UnknownNameError, match=expected):
         host.model("predify", "pvgg")
     with pytest.raises(UnknownNameError, match="available: bim"):
@@ -134,7 +136,7 @@ def test_plugins_command_lists_names_versions_and_entries(cli, third_party):
     code, out, _ = cli("plugins")
     assert code == 0
     assert "predify (pcrobust " in out and "fake (fakeplug 1.2.3)" in out
-    assert "models: custom, mnist-pnet, pefficientnetb0, pvgg16" in out
+    assert "models: custom, mnist-pnet, pefficientnet-lite0, pefficientnetb0, pvgg16" in out
     assert "predify (pcrobust " in out and ", default model mnist-pnet" in out
     assert "    bim: BIM, L∞" in out and "    fake-bim: a third-party attack" in out
     code, out, _ = cli("plugins", "--json")
@@ -215,5 +217,8 @@ def test_models_lists_each_model_with_its_dataset_default_and_options(cli):
     code, out, _ = cli("models", "--plugin", "cnnf")
     assert out.startswith("mnist-cnnf (plugin cnnf, dataset mnist-5k, default, trainable with `pcrobust train`)")
     assert "  -o eta=...  online update step η" in out
+    lite0 = listing["pefficientnet-lite0"]
+    assert lite0["dataset"] == "foolbox-imagenet" and lite0["trainable"] and set(lite0["options"]) == {
+        "beta", "lambda", "alpha"}
     code, _, err = cli("models", "--plugin", "nope")
     assert code == 2 and "unknown plugin 'nope'" in err

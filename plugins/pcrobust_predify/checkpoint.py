@@ -34,3 +34,26 @@ def load_checkpoint(net: PredifyNet, path: Path) -> dict[str, Any]:
     except RuntimeError as exc:
         raise PcrobustError(f"checkpoint {path} does not fit this network: {first_line(exc)}") from None
     return dict(blob.get("metadata", {}))
+
+
+FEEDBACK_FORMAT = "pcrobust-predify-feedback/1"
+
+
+def save_feedback(net: PredifyNet, path: Path, metadata: dict[str, Any]) -> Path:
+    """Only the predictors' weights: for a backbone whose weights ship elsewhere."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as handle:
+        torch.save({"format": FEEDBACK_FORMAT, "feedback": net.pcoders.state_dict(), "metadata": metadata}, handle)
+    return path
+
+
+def load_feedback(net: PredifyNet, path: Path) -> dict[str, Any]:
+    """Load a :func:`save_feedback` file into ``net``'s predictors; returns its metadata."""
+    blob = load_tensors(path, "feedback checkpoint")
+    if not isinstance(blob, dict) or blob.get("format") != FEEDBACK_FORMAT:
+        raise PcrobustError(f"{path} is not a {FEEDBACK_FORMAT} checkpoint")
+    try:
+        net.pcoders.load_state_dict(blob["feedback"])
+    except RuntimeError as exc:
+        raise PcrobustError(f"feedback checkpoint {path} does not fit this network: {first_line(exc)}") from None
+    return dict(blob.get("metadata", {}))

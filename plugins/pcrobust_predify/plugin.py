@@ -6,7 +6,7 @@ from functools import partial
 
 from pcrobust.hookspecs import hookimpl
 from pcrobust.registry import ModelEntry, ModelRegistrar, PresetEntry, PresetRegistrar
-from pcrobust_predify import custom, mnist, presets, recipes
+from pcrobust_predify import custom, lite0, mnist, presets, recipes
 
 DYNAMICS_HELP = {
     "beta": "feedforward weight β of every pcoder (β + λ ≤ 1) [default: the network's]",
@@ -39,6 +39,16 @@ def pcrobust_register_models(registry: ModelRegistrar) -> None:
         weight_files=mnist.weight_files,
         train=mnist.train,
         default=True,
+        option_help=DYNAMICS_HELP,
+    ))
+    registry.add(ModelEntry(
+        name=lite0.MODEL_NAME,
+        description="8-pcoder PEfficientNet-Lite0 over ImageNet-pretrained EfficientNet-Lite0, shipped feedback "
+                    "(needs the imagenet extra)",
+        build=lite0.build,
+        dataset=lite0.DATASET,
+        weight_files=lite0.weight_files,
+        train=lite0.train,
         option_help=DYNAMICS_HELP,
     ))
     for name, recipe in recipes.RECIPES.items():

@@ -11,6 +11,8 @@ PRESETS = {
                      "(what `pcrobust evaluate --plugin predify` runs)",
     "predify-mnist-paper": "the Predify paper's protocol (noise; targeted L∞ BIM on up to 1,000 images right at "
                            "every timestep) on the digit network",
+    "predify-lite0-cpu": "PEfficientNet-Lite0 on the 20 bundled ImageNet images, a reduced CPU budget: clean, "
+                         "Gaussian noise at the paper's σ, targeted BIM at every timestep",
 }
 
 

@@ -61,6 +61,17 @@ def feedback_loss(net: PredifyNet, images: Tensor) -> Tensor:
     return errors[0].mean(1).sum()
 
 
+def reconstruction_losses(net: PredifyNet, images: Tensor, batch_size: int) -> list[float]:
+    """Each pcoder's mean reconstruction MSE after the feedforward pass (the terms of Eq. 3), over ``images``."""
+    totals = torch.zeros(len(net.pcoders))
+    with torch.no_grad(), evaluation_mode(net):
+        for batch in images.split(batch_size):
+            errors = net.unroll(batch, 0).reconstruction_errors
+            assert errors is not None
+            totals += errors[0].sum(1)
+    return (totals / len(images)).tolist()
+
+
 def train_feedback(net: PredifyNet, images: Tensor, *, epochs: int, lr: float, batch_size: int, seed: int,
                    checkpoint_dir: Path | None = None) -> list[float]:
     """Train only the predictors; the backbone stays frozen **and in eval mode** (no BatchNorm drift).
