@@ -11,7 +11,8 @@ from pcrobust.registry import SectionRegistrar
 def pcrobust_register_sections(registry: SectionRegistrar) -> None:
     from pcrobust.kinds.attack import AttackSection
     from pcrobust.kinds.clean import Clean
+    from pcrobust.kinds.corruption import Corruption
     from pcrobust.kinds.noise import Noise
 
-    for kind in (Clean(), Noise(), AttackSection()):
+    for kind in (Clean(), Noise(), Corruption(), AttackSection()):
         registry.add(kind)
