@@ -69,8 +69,9 @@ def alexnet_errors(name: str, severities: Sequence[int]) -> NDArray[np.float64] 
 
 
 def _ratio(top: NDArray[np.float64], bottom: NDArray[np.float64] | float) -> NDArray[np.float64]:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(np.asarray(bottom) == 0, np.nan, top / np.where(np.asarray(bottom) == 0, 1, bottom))
+    """``top / bottom``, NaN where ``bottom`` is 0 (broadcast)."""
+    zero = np.asarray(bottom) == 0
+    return np.where(zero, np.nan, top / np.where(zero, 1.0, bottom))
 
 
 def measures(errors: NDArray[np.float64], clean: NDArray[np.float64], names: Sequence[str],
@@ -81,10 +82,10 @@ def measures(errors: NDArray[np.float64], clean: NDArray[np.float64], names: Seq
     with ``alexnet``, ``alexnet``."""
     summed = errors.sum(1)  # [C, T+1]
     degraded = (errors - clean[None, None, :]).sum(1)
+    ce, relative = _ratio(summed, summed[:, :1]), _ratio(degraded, degraded[:, :1])
     found: dict[tuple[str, str, str], NDArray[np.float64]] = {}
     for c, name in enumerate(names):
-        found["t0", "ce", name] = _ratio(summed[c], summed[c, 0])
-        found["t0", "relative_ce", name] = _ratio(degraded[c], degraded[c, 0])
+        found["t0", "ce", name], found["t0", "relative_ce", name] = ce[c], relative[c]
         reference = alexnet_errors(name, severities) if alexnet else None
         if reference is not None:
             found["alexnet", "ce", name] = _ratio(summed[c], float(reference.sum()))
@@ -119,8 +120,12 @@ def corruption_summary(wrong: NDArray[np.bool_], clean_wrong: NDArray[np.bool_],
 
     point = estimate(rows)
     keys = list(point)
-    low, high = bootstrap_interval(lambda sample: np.concatenate([estimate(sample)[k] for k in keys]), rows,
-                                   level, seed, resamples)
+
+    def flat(sample: NDArray[Any]) -> NDArray[np.float64]:
+        found = estimate(sample)
+        return np.concatenate([found[k] for k in keys])
+
+    low, high = bootstrap_interval(flat, rows, level, seed, resamples)
     low_arr, high_arr = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
     errors = rows.mean(0)
     result: dict[str, Any] = {
