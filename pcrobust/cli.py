@@ -120,6 +120,9 @@ def plan_options(command: Any) -> Any:
                                            "4 extra ones): adds a corruption section [default: none]"),
         click.option("--severities", help="corruption severities, integers or ranges such as 1-5 or 1,3,5 "
                                           "[default: 1-5]"),
+        click.option("--corruption-strength", help="corruption parameters: imagenet (the ImageNet-C table at every "
+                                                   "size) or cifar (CIFAR-10-C's, for 32 px images) "
+                                                   "[default: imagenet]"),
         click.option("--attack", help="attack of the attack section, or 'none' [default: bim]"),
         click.option("--attacks", help="several attacks, comma-separated (e.g. bim,rpgd,hsj,spsa,transfer): one "
                                        "section each at its default budget; transfer is BIM crafted on the model's "

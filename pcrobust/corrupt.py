@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -27,6 +27,7 @@ SEEDED_BY_ARGUMENT = ("glass_blur", "impulse_noise")  # the package takes their 
 MIN_SIZE = 32  # the package refuses smaller images
 LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as PIL's convert("L")
 DISTRIBUTION = "imagecorruptions-imaug"
+Strength = Literal["imagenet", "cifar"]
 
 HANDLING = {
     "quantisation": "images in [0, 1] are rounded to uint8 H×W×3 at their own size, corrupted, and divided by 255",
@@ -87,17 +88,25 @@ def _from_uint8_rgb(array: np.ndarray, like: Tensor) -> Tensor:
     return torch.from_numpy(pixels.transpose(2, 0, 1).copy()).to(like.dtype)
 
 
-def corrupt_image(image: Tensor, name: str, severity: int, seed: int) -> Tensor:
-    """One ``[C, H, W]`` image in [0, 1] (C = 1 or 3) corrupted by ``name`` at ``severity``, from ``seed``."""
+def corrupt_image(image: Tensor, name: str, severity: int, seed: int, strength: Strength = "imagenet") -> Tensor:
+    """One ``[C, H, W]`` image in [0, 1] (C = 1 or 3) corrupted by ``name`` at ``severity``, from ``seed``, with
+    the package's ImageNet-C parameters or (``cifar``) the CIFAR-10-C ones."""
+    array = _to_uint8_rgb(image)
+    if strength == "cifar":
+        from pcrobust.corrupt_cifar import corrupt_cifar
+
+        return _from_uint8_rgb(corrupt_cifar(array, name, severity, int(seed)), image)
     from imagecorruptions import corrupt
 
     seed32 = int(seed) & 0xFFFFFFFF
     kwargs: dict[str, Any] = {"seed": seed32} if name in SEEDED_BY_ARGUMENT else {}
     with seeded_global_numpy(seed32):
-        out = corrupt(_to_uint8_rgb(image), severity=severity, corruption_name=name, **kwargs)
+        out = corrupt(array, severity=severity, corruption_name=name, **kwargs)
     return _from_uint8_rgb(np.asarray(out), image)
 
 
-def corrupt_images(images: Tensor, name: str, severity: int, seeds: Sequence[int]) -> Tensor:
+def corrupt_images(images: Tensor, name: str, severity: int, seeds: Sequence[int],
+                   strength: Strength = "imagenet") -> Tensor:
     """``[N, C, H, W]`` images corrupted one by one, image ``i`` from ``seeds[i]``."""
-    return torch.stack([corrupt_image(image, name, severity, seed) for image, seed in zip(images, seeds, strict=True)])
+    return torch.stack([corrupt_image(image, name, severity, seed, strength)
+                        for image, seed in zip(images, seeds, strict=True)])

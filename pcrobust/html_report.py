@@ -391,6 +391,8 @@ def _corruption_html(entry: dict[str, Any], timesteps: list[Any]) -> str:
             ("library", _e(f"{library.get('name')} {library.get('version')}")),
             ("mCE over", _e(", ".join(str(c) for c in as_list(metrics.get("mce_over"))) or "no standard corruption")),
             ("AlexNet normalisation", _e(entry.get("alexnet_normalisation", "")))]
+    if entry.get("strength_parameters"):
+        rows.append(("parameters per severity", _inline(entry["strength_parameters"])))
     rows += [(key.replace("_", " "), _e(text)) for key, text in as_dict(entry.get("handling")).items()]
     bootstrap = as_dict(entry.get("bootstrap"))
     if bootstrap:

@@ -120,10 +120,11 @@ def severity_list(value: str) -> list[int]:
 
 def corruption_section(flags: Mapping[str, Any]) -> dict[str, Any] | None:
     """The corruption section of ``--corruptions`` (names or ``all``) and ``--severities``, if given."""
-    names, severities = flags.get("corruptions"), flags.get("severities")
+    names, severities, strength = flags.get("corruptions"), flags.get("severities"), flags.get("corruption_strength")
     if names is None:
-        if severities is not None:
-            raise PcrobustError("--severities needs --corruptions (names, or all)")
+        given = "--severities" if severities is not None else "--corruption-strength" if strength is not None else ""
+        if given:
+            raise PcrobustError(f"{given} needs --corruptions (names, or all)")
         return None
     listed = [name.strip() for name in names.split(",") if name.strip()]
     if not listed:
@@ -131,6 +132,8 @@ def corruption_section(flags: Mapping[str, Any]) -> dict[str, Any] | None:
     section: dict[str, Any] = {"kind": "corruption", "corruptions": "all" if listed == ["all"] else listed}
     if severities is not None:
         section["severities"] = severity_list(severities)
+    if strength is not None:
+        section["strength"] = strength
     return section
 
 
@@ -153,6 +156,6 @@ def _attack_names(flags: Mapping[str, Any]) -> list[str]:
 def given_plan_flags(flags: Mapping[str, Any]) -> list[str]:
     """The plan-building flags that were given (they conflict with ``--plan``/``--preset``)."""
     names = [*PLAN_FLAGS, *ATTACK_FLAGS, *ATTACK_OPTION_FLAGS, "seed", "noise_sigmas", "corruptions", "severities",
-             "attack", "attacks"]
+             "corruption_strength", "attack", "attacks"]
     given = [f"--{name.replace('_', '-')}" for name in names if flags.get(name) is not None]
     return given + (["--option"] if flags.get("model_options") else [])

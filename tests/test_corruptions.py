@@ -174,3 +174,40 @@ def test_cli_runs_two_corruptions_at_two_severities(cli, tmp_path: Path):
     assert "mCE (normalised by t=0)" in stdout
     report = (out / "report.html").read_text()
     assert "Corruption error" in report and "ImageNet-C corruptions" in report
+
+
+def _smooth_image() -> torch.Tensor:
+    rows, columns = torch.meshgrid(torch.linspace(0, 1, 32), torch.linspace(0, 1, 32), indexing="ij")
+    return torch.stack([rows, columns, (rows + columns) / 2]) * 0.8 + 0.1
+
+
+def test_cifar_strength_is_milder_than_imagenet_and_seeded():
+    from pcrobust.corrupt_cifar import CIFAR_TABLE
+
+    image = _smooth_image()
+    before = np.random.get_state()[1].copy()
+    for name in CIFAR_TABLE:
+        cifar = corrupt_image(image, name, 5, 7, "cifar")
+        assert torch.equal(cifar, corrupt_image(image, name, 5, 7, "cifar")), name
+        imagenet = corrupt_image(image, name, 5, 7)
+        assert float((cifar - image).abs().mean()) < float((imagenet - image).abs().mean()), name
+    assert not torch.equal(corrupt_image(image, "shot_noise", 2, 1, "cifar"),
+                           corrupt_image(image, "shot_noise", 2, 2, "cifar"))
+    assert np.array_equal(np.random.get_state()[1], before)
+
+
+def test_cifar_strength_refuses_what_it_does_not_offer(cli, tmp_path: Path):
+    code, _, err = cli("evaluate", "--plugin", "predify", "--corruptions", "all", "--corruption-strength", "cifar",
+                       "--n-clean", "5", "--quiet", "--out", str(tmp_path / "r"))
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "strength 'cifar' does not offer snow, frost, elastic_transform, spatter" in err
+    code, _, err = cli("evaluate", "--plugin", "predify", "--corruptions", "fog", "--corruption-strength", "strong",
+                       "--n-clean", "5", "--quiet", "--out", str(tmp_path / "r"))
+    assert code == 2 and "strength" in err and len(err.strip().splitlines()) == 1
+
+
+def test_cifar_strength_is_recorded(tiny):
+    options = CorruptionOptions(corruptions=("contrast",), severities=(1,), strength="cifar", n=4)
+    fields = _run_section(tiny, options, images_per_unit=500, batch_size=500)["fields"]
+    assert fields["strength"] == "cifar" and fields["strength_parameters"] == {"contrast": [0.75, 0.5, 0.4, 0.3, 0.15]}
+    assert "CIFAR-10-C" in fields["strength_table"]

@@ -14,6 +14,7 @@ import numpy as np
 from pydantic import Field
 
 from pcrobust import corrupt
+from pcrobust.corrupt_cifar import CIFAR_TABLE, NOT_OFFERED
 from pcrobust.corruption_metrics import ALEXNET_SOURCE, alexnet_applies, corruption_summary
 from pcrobust.errors import PcrobustError
 from pcrobust.kinds.common import chunk_units, correct_per_image, stacked
@@ -22,8 +23,8 @@ from pcrobust.run.context import RunContext
 from pcrobust.sections import Section, SectionKind, SectionOptions, SectionResult, Series, Unit
 from pcrobust.seeding import derived_seed
 
-Strength = Literal["imagenet"]
-STRENGTH_TABLES = {"imagenet": "the ImageNet-C parameters built into imagecorruptions, at every image size"}
+STRENGTHS = {"imagenet": "the ImageNet-C parameters built into imagecorruptions, at every image size",
+             "cifar": "the CIFAR-10-C parameters of Hendrycks' make_cifar_c.py (for 32 px images), per severity"}
 PROTOCOL = ("each image corrupted once per (corruption, severity) and scored at every timestep; accuracy = argmax "
             "of the logits at t equals the label")
 
@@ -33,7 +34,8 @@ class CorruptionOptions(SectionOptions):
         "all", description="ImageNet-C corruptions, or 'all' (the 15 standard ones and the 4 extra ones)")
     severities: tuple[Annotated[int, Field(ge=1, le=5)], ...] = Field(
         (1, 2, 3, 4, 5), min_length=1, description="severities, 1 to 5")
-    strength: Strength = Field("imagenet", description="parameter table of the corruptions")
+    strength: corrupt.Strength = Field("imagenet", description="parameter table: imagenet (the package's ImageNet-C "
+                                       "parameters) or cifar (CIFAR-10-C's, milder, for small images)")
     n: int | None = Field(None, ge=1, description="images corrupted: the first n evaluated (default: all)")
 
 
@@ -68,6 +70,10 @@ class Corruption(SectionKind):
                 raise PcrobustError("corruptions: name at least one corruption, or 'all'")
             corrupt.check_names(options.corruptions)
             options = options.model_copy(update={"corruptions": tuple(dict.fromkeys(options.corruptions))})
+        missing = [name for name in names_of(options) if name in NOT_OFFERED]
+        if options.strength == "cifar" and missing:
+            raise PcrobustError(f"strength 'cifar' does not offer {', '.join(missing)}; it offers "
+                                f"{', '.join(CIFAR_TABLE)}")
         return options.model_copy(update={"severities": tuple(sorted(set(options.severities)))})
 
     def check(self, options: SectionOptions, context: RunContext) -> None:
@@ -87,7 +93,8 @@ class Corruption(SectionKind):
         indices = list(unit.indices)
         name, severity = str(unit.params["corruption"]), int(unit.params["severity"])
         corrupted = corrupt.corrupt_images(context.data.images[indices], name, severity,
-                                           image_seeds(context.seed, name, severity, indices))
+                                           image_seeds(context.seed, name, severity, indices),
+                                           _options(section).strength)
         labels = context.data.labels[indices]
         return {"indices": indices, "correct": correct_per_image(context.logits(corrupted, unit.key), labels),
                 "clean": correct_per_image(context.clean_logits_of(indices), labels),
@@ -116,7 +123,7 @@ class Corruption(SectionKind):
                                                                       len(options.severities), timesteps + 1)
         fields: dict[str, Any] = {
             "protocol": PROTOCOL, "corruptions": list(names), "severities": list(options.severities),
-            "strength": options.strength, "strength_table": STRENGTH_TABLES[options.strength],
+            "strength": options.strength, "strength_table": STRENGTHS[options.strength],
             "library": {"name": corrupt.DISTRIBUTION, "version": corrupt.library_version()},
             "handling": corrupt.HANDLING,
             "alexnet_normalisation": ALEXNET_SOURCE if alexnet else
@@ -124,6 +131,8 @@ class Corruption(SectionKind):
             "bootstrap": {"over": "images", "resamples": 1000, "seed": int(facts["seed"]),
                           "level": float(facts["level"]), "method": "percentile"},
         }
+        if options.strength == "cifar":
+            fields["strength_parameters"] = {name: list(CIFAR_TABLE[name]) for name in names}
         if len(clean):
             fields["metrics"] = corruption_summary(wrong, ~clean, names, options.severities, alexnet,
                                                    float(facts["level"]), int(facts["seed"]))
