@@ -174,6 +174,7 @@ def test_cli_runs_two_corruptions_at_two_severities(cli, tmp_path: Path):
     assert "mCE (normalised by t=0)" in stdout
     report = (out / "report.html").read_text()
     assert "Corruption error" in report and "ImageNet-C corruptions" in report
+    assert (out / "corruption_ce-t0.png").is_file() and not (out / "corruption_ce-alexnet.png").exists()
 
 
 def _smooth_image() -> torch.Tensor:
