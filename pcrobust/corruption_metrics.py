@@ -52,6 +52,7 @@ ALEXNET_SOURCE = ("AlexNet top-1 errors on ImageNet-C per severity (Hendrycks & 
                   "evaluation scripts, not from the paper, and need all 5 severities")
 IMAGENET_CLASSES = 1000
 IMAGENET_SIZE = 224
+RESAMPLES = 1000  # bootstrap resamples of the intervals
 
 
 def alexnet_applies(image_shape: Sequence[int], num_classes: int) -> bool:
@@ -106,7 +107,7 @@ def _json(values: NDArray[np.float64]) -> list[float | None]:
 
 def corruption_summary(wrong: NDArray[np.bool_], clean_wrong: NDArray[np.bool_], names: Sequence[str],
                        severities: Sequence[int], alexnet: bool, level: float, seed: int,
-                       resamples: int = 1000) -> dict[str, Any]:
+                       resamples: int = RESAMPLES) -> dict[str, Any]:
     """Errors, CE, mCE and relative mCE per timestep from per-image outcomes, with bootstrap intervals.
 
     ``wrong`` is ``[N images, corruptions, severities, T + 1]`` (True where the image was misclassified),

@@ -8,20 +8,22 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 from pydantic import Field
 
 from pcrobust import corrupt
 from pcrobust.corrupt_cifar import CIFAR_TABLE, NOT_OFFERED
-from pcrobust.corruption_metrics import ALEXNET_SOURCE, alexnet_applies, corruption_summary
+from pcrobust.corruption_metrics import ALEXNET_SOURCE, RESAMPLES, alexnet_applies, corruption_summary
 from pcrobust.errors import PcrobustError
 from pcrobust.kinds.common import chunk_units, correct_per_image, stacked
-from pcrobust.registry import Registries
 from pcrobust.run.context import RunContext
 from pcrobust.sections import Section, SectionKind, SectionOptions, SectionResult, Series, Unit
 from pcrobust.seeding import derived_seed
+
+if TYPE_CHECKING:
+    from pcrobust.registry import Registries
 
 STRENGTHS = {"imagenet": "the ImageNet-C parameters built into imagecorruptions, at every image size",
              "cifar": "the CIFAR-10-C parameters of Hendrycks' make_cifar_c.py (for 32 px images), per severity"}
@@ -128,7 +130,7 @@ class Corruption(SectionKind):
             "handling": corrupt.HANDLING,
             "alexnet_normalisation": ALEXNET_SOURCE if alexnet else
             "not applied: AlexNet's errors are a reference for 224×224 RGB ImageNet images with 1000 classes only",
-            "bootstrap": {"over": "images", "resamples": 1000, "seed": int(facts["seed"]),
+            "bootstrap": {"over": "images", "resamples": RESAMPLES, "seed": int(facts["seed"]),
                           "level": float(facts["level"]), "method": "percentile"},
         }
         if options.strength == "cifar":
