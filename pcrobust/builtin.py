@@ -12,8 +12,9 @@ from pcrobust.registry import SectionRegistrar
 def pcrobust_register_sections(registry: SectionRegistrar) -> None:
     from pcrobust.kinds.attack import AttackSection
     from pcrobust.kinds.clean import Clean
+    from pcrobust.kinds.corruption import Corruption
     from pcrobust.kinds.diagnostics import Diagnostics
     from pcrobust.kinds.noise import Noise
 
-    for kind in (Clean(), Noise(), AttackSection(), Diagnostics()):
+    for kind in (Clean(), Noise(), Corruption(), AttackSection(), Diagnostics()):
         registry.add(kind)

@@ -117,6 +117,13 @@ def plan_options(command: Any) -> Any:
         click.option("--level", type=float, help=field_help(RunSpec, "level")),
         click.option("--noise-sigmas", help="Gaussian σ, pixel units, comma-separated; '' for no noise section "
                                             "[default: 0.1,0.2,0.3]"),
+        click.option("--corruptions", help="ImageNet-C corruptions, comma-separated, or 'all' (the 15 standard and "
+                                           "4 extra ones): adds a corruption section [default: none]"),
+        click.option("--severities", help="corruption severities, integers or ranges such as 1-5 or 1,3,5 "
+                                          "[default: 1-5]"),
+        click.option("--corruption-strength", help="corruption parameters: imagenet (the ImageNet-C table at every "
+                                                   "size) or cifar (CIFAR-10-C's, for 32 px images) "
+                                                   "[default: imagenet]"),
         click.option("--attack", help="attack of the attack section, or 'none' [default: bim]"),
         click.option("--attacks", help="several attacks, comma-separated (e.g. bim,rpgd,hsj,spsa,transfer): one "
                                        "section each at its default budget; transfer is BIM crafted on the model's "

@@ -396,6 +396,45 @@ def _check_numbers(numbers: Any) -> str:
     return "<br>".join(f"<code>{_e(key)}: {_e(shown(value))}</code>" for key, value in as_dict(numbers).items())
 
 
+def _measure_table(title: str, rows: list[tuple[str, list[Any], Any]], timesteps: list[Any]) -> str:
+    """Rows of per-timestep values, each cell with its bootstrap interval where there is one."""
+    head = "".join(f"<th>t={_e(t)}</th>" for t in timesteps)
+    body = []
+    for label, values, interval in rows:
+        low, high = _band(interval)
+        cells = []
+        for t in range(len(timesteps)):
+            band = (f'<br><span class="note">[{_rate(_at(low, t))}, {_rate(_at(high, t))}]</span>'
+                    if is_number(_at(low, t)) and is_number(_at(high, t)) else "")
+            cells.append(f"<td>{_rate(_at(values, t))}{band}</td>")
+        body.append(f"<tr><th>{_e(label)}</th>{''.join(cells)}</tr>")
+    return f'<table class="measures"><caption>{_e(title)}</caption><tr><th></th>{head}</tr>{"".join(body)}</table>'
+
+
+def _corruption_html(entry: dict[str, Any], timesteps: list[Any]) -> str:
+    """A corruption section's CE, mCE and relative mCE per timestep, and how the images were corrupted."""
+    from pcrobust.corruption_metrics import headline, per_corruption
+
+    metrics = entry["metrics"]
+    library = as_dict(entry.get("library"))
+    rows = [("corruptions", _e(", ".join(str(c) for c in as_list(entry.get("corruptions"))))),
+            ("severities", _e(", ".join(str(s) for s in as_list(entry.get("severities"))))),
+            ("strength", _e(f"{entry.get('strength')}: {entry.get('strength_table')}")),
+            ("library", _e(f"{library.get('name')} {library.get('version')}")),
+            ("mCE over", _e(", ".join(str(c) for c in as_list(metrics.get("mce_over"))) or "no standard corruption")),
+            ("AlexNet normalisation", _e(entry.get("alexnet_normalisation", "")))]
+    if entry.get("strength_parameters"):
+        rows.append(("parameters per severity", _inline(entry["strength_parameters"])))
+    rows += [(key.replace("_", " "), _e(text)) for key, text in as_dict(entry.get("handling")).items()]
+    bootstrap = as_dict(entry.get("bootstrap"))
+    if bootstrap:
+        rows.append(("intervals", _e(f"{bootstrap.get('method')} bootstrap over {bootstrap.get('over')}, "
+                                     f"{bootstrap.get('resamples')} resamples, seed {bootstrap.get('seed')}")))
+    tables = [_measure_table("corruption error per timestep", headline(metrics), timesteps)]
+    tables += [_measure_table(title, table, timesteps) for title, table in per_corruption(metrics)]
+    return "<h3>Corruption error</h3>" + _facts(rows) + "".join(tables)
+
+
 def _count(value: Any) -> str:
     return f"{float(value):,.1f}" if is_number(value) else "–"
 
@@ -437,6 +476,8 @@ def _entry_html(results: dict[str, Any], entry: dict[str, Any], stem: str, times
     tables = "".join(_series_table(entry, item, timesteps, level) for item in series)
     parts.append(f'<div class="tables">{tables}</div>')
     parts.append(_spent_tables(entry, timesteps))
+    if isinstance(entry.get("metrics"), dict):
+        parts.append(_corruption_html(entry, timesteps))
     if any(isinstance(item.get("vs_t0"), dict) for item in series):
         stats = results.get("statistics") or {}
         parts.append(f'<p class="note">Highlighted, *: Holm-adjusted p &lt; {1 - level:.2g} '

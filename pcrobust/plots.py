@@ -266,9 +266,47 @@ def change_figure(entry: dict[str, Any], timesteps: Sequence[int], model: str | 
     return fig
 
 
+def corruption_figure(entry: dict[str, Any], normalisation: str, timesteps: Sequence[int],
+                      model: str | None = None, level: float = 0.95) -> Figure | None:
+    """CE per corruption (thin) and mCE (bold, bootstrap interval as a band) of a corruption section, per timestep,
+    under one normalisation (``t0`` or ``alexnet``); ``None`` when the section has no such numbers."""
+    block = as_dict(as_dict(as_dict(entry.get("metrics")).get("normalised")).get(normalisation))
+    if not block:
+        return None
+    fig = Figure(figsize=(FIGSIZE[0] * 1.45, FIGSIZE[1]), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    width = len(timesteps)
+    for index, (name, item) in enumerate(as_dict(block.get("ce")).items()):
+        values = _numbers(item.get("values"), width)
+        if values is not None:
+            ax.plot(timesteps, values, linewidth=1, alpha=0.8, color=COLOURS[index % len(COLOURS)],
+                    linestyle="-" if index < len(COLOURS) else "--", label=name)
+    mce = as_dict(block.get("mce"))
+    values = _numbers(mce.get("values"), width)
+    if values is not None:
+        band = _band(mce.get("interval"), width)
+        if band is not None:
+            ax.fill_between(timesteps, band[0], band[1], color="#000000", alpha=0.15, linewidth=0)
+        ax.plot(timesteps, values, color="#000000", linewidth=2.5, marker="o", markersize=4,
+                label=f"mCE ({level:.0%} bootstrap interval shaded)")
+    if normalisation == "t0":
+        ax.axhline(1, color="#444444", linewidth=0.8)
+    names = {"t0": "normalised by the same model at t=0", "alexnet": "normalised by AlexNet"}
+    ax.set_ylabel(f"corruption error, {names.get(normalisation, normalisation)}", fontsize=9)
+    ax.set_title(_title(entry, model, f" – CE {names.get(normalisation, normalisation)}"), fontsize=10)
+    _timestep_axis(ax, timesteps)
+    ax.legend(fontsize="x-small", loc="center left", bbox_to_anchor=(1.01, 0.5), framealpha=0.9)
+    return fig
+
+
 def section_figures(entry: dict[str, Any], timesteps: Sequence[int], model: str | None = None,
                     level: float = 0.95, method_name: str = "") -> list[tuple[str, Figure]]:
-    """The figures of one entry: ``("values", fig)`` and, when there are change intervals, ``("change", fig)``."""
+    """The figures of one entry: ``("values", fig)`` and, when there are change intervals, ``("change", fig)``;
+    for a corruption section, whose series are too many for one plot, its CE per normalisation instead."""
+    if entry.get("kind") == "corruption":
+        found = [(f"ce-{name}", corruption_figure(entry, name, timesteps, model, level)) for name in ("t0", "alexnet")]
+        return [(kind, fig) for kind, fig in found if fig is not None]
     figures = [("values", values_figure(entry, timesteps, model, level, method_name))]
     change = change_figure(entry, timesteps, model, level)
     if change is not None:
@@ -284,7 +322,7 @@ def plot_figures(results: dict[str, Any]) -> list[tuple[str, Figure]]:
     named = []
     for entry, stem in entry_slugs(results):
         for kind, fig in section_figures(entry, timesteps, model, level, method):
-            named.append((f"{stem}.png" if kind == "values" else f"{stem}_change.png", fig))
+            named.append((f"{stem}.png" if kind == "values" else f"{stem}_{kind}.png", fig))
     return named
 
 

@@ -69,9 +69,9 @@ def key_values(pairs: Sequence[str]) -> dict[str, str]:
 
 
 def plan_from_flags(flags: Mapping[str, Any]) -> dict[str, Any]:
-    """The plan the flags imply: clean, then noise (unless ``--noise-sigmas ''``), then one section per attack
-    (``--attack``, or ``--attacks``; none with ``--attack none``), then diagnostics with ``--diagnostics``; only
-    the keys of flags that were given."""
+    """The plan the flags imply: clean, then noise (unless ``--noise-sigmas ''``), then corruptions (with
+    ``--corruptions``), then one section per attack (``--attack``, or ``--attacks``; none with ``--attack none``),
+    then diagnostics with ``--diagnostics``; only the keys of flags that were given."""
     plan: dict[str, dict[str, Any]] = {"model": {}, "data": {}, "run": {}}
     for flag, (table, key) in PLAN_FLAGS.items():
         if flags.get(flag) is not None:
@@ -86,6 +86,9 @@ def plan_from_flags(flags: Mapping[str, Any]) -> dict[str, Any]:
         sections.append({"kind": "noise"})
     elif number_list(sigmas, "noise-sigmas"):
         sections.append({"kind": "noise", "sigmas": number_list(sigmas, "noise-sigmas")})
+    corruption = corruption_section(flags)
+    if corruption is not None:
+        sections.append(corruption)
     names = _attack_names(flags)
     for name in names:
         named = NAMED_SECTIONS.get(name, {"attack": name})
@@ -102,6 +105,39 @@ def plan_from_flags(flags: Mapping[str, Any]) -> dict[str, Any]:
     if flags.get("diagnostics"):
         sections.append({"kind": "diagnostics"})
     return {**{table: keys for table, keys in plan.items() if keys}, "sections": sections}
+
+
+def severity_list(value: str) -> list[int]:
+    """``--severities``: comma-separated integers and ranges, e.g. ``1-5`` or ``1,3,5``."""
+    found: list[int] = []
+    try:
+        for part in (p.strip() for p in value.split(",") if p.strip()):
+            low, dash, high = part.partition("-")
+            found.extend(range(int(low), int(high) + 1) if dash else [int(part)])
+    except ValueError:
+        raise PcrobustError(f"--severities takes integers and ranges such as 1-5 or 1,3,5, got {value!r}") from None
+    if not found:
+        raise PcrobustError(f"--severities names no severity, got {value!r}")
+    return found
+
+
+def corruption_section(flags: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The corruption section of ``--corruptions`` (names or ``all``) and ``--severities``, if given."""
+    names, severities, strength = flags.get("corruptions"), flags.get("severities"), flags.get("corruption_strength")
+    if names is None:
+        given = "--severities" if severities is not None else "--corruption-strength" if strength is not None else ""
+        if given:
+            raise PcrobustError(f"{given} needs --corruptions (names, or all)")
+        return None
+    listed = [name.strip() for name in names.split(",") if name.strip()]
+    if not listed:
+        raise PcrobustError("--corruptions names no corruption; give names, or all")
+    section: dict[str, Any] = {"kind": "corruption", "corruptions": "all" if listed == ["all"] else listed}
+    if severities is not None:
+        section["severities"] = severity_list(severities)
+    if strength is not None:
+        section["strength"] = strength
+    return section
 
 
 def _attack_names(flags: Mapping[str, Any]) -> list[str]:
@@ -122,7 +158,7 @@ def _attack_names(flags: Mapping[str, Any]) -> list[str]:
 
 def given_plan_flags(flags: Mapping[str, Any]) -> list[str]:
     """The plan-building flags that were given (they conflict with ``--plan``/``--preset``)."""
-    names = [*PLAN_FLAGS, *ATTACK_FLAGS, *ATTACK_OPTION_FLAGS, "seed", "noise_sigmas", "attack", "attacks",
-             "diagnostics"]
+    names = [*PLAN_FLAGS, *ATTACK_FLAGS, *ATTACK_OPTION_FLAGS, "seed", "noise_sigmas", "corruptions", "severities",
+             "corruption_strength", "attack", "attacks", "diagnostics"]
     given = [f"--{name.replace('_', '-')}" for name in names if flags.get(name) is not None]
     return given + (["--option"] if flags.get("model_options") else [])

@@ -15,6 +15,7 @@ tests. The conventions:
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 from statistics import NormalDist
@@ -242,7 +243,8 @@ def bootstrap_interval(statistic: Callable[[NDArray[Any]], Any], per_image_value
     rows with replacement from ``numpy.random.default_rng(seed)`` and applies ``statistic`` to the resampled
     array. The result is the ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles of the resampled statistic:
     floats for a scalar statistic, lists for a vector one (e.g. one value per timestep). The same seed gives
-    the same interval. An empty sample raises :class:`ValueError`.
+    the same interval. Resamples where the statistic is undefined (NaN, e.g. a ratio over a zero) are left out;
+    NaN where every resample is. An empty sample raises :class:`ValueError`.
     """
     _check_level(level)
     if resamples < 1:
@@ -254,7 +256,9 @@ def bootstrap_interval(statistic: Callable[[NDArray[Any]], Any], per_image_value
     n = values.shape[0]
     draws = np.stack([np.asarray(statistic(values[rng.integers(0, n, size=n)]), dtype=np.float64)
                       for _ in range(resamples)])
-    low, high = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns give NaN, as documented
+        low, high = np.nanquantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
     if np.ndim(low) == 0:
         return float(low), float(high)
     return [float(v) for v in np.ravel(low)], [float(v) for v in np.ravel(high)]

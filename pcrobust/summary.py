@@ -154,6 +154,25 @@ def _checks(entry: dict[str, Any]) -> Table | None:
     return grid
 
 
+def _corruption_table(metrics: dict[str, Any], timesteps: list[Any], level: float) -> Table:
+    """A corruption section's errors, mCE and relative mCE per timestep, with bootstrap intervals at the ends."""
+    from pcrobust.corruption_metrics import headline
+
+    last = len(timesteps) - 1
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 0, 0, 1), expand=False)
+    table.add_column("corruption error", justify="left", no_wrap=True)
+    for step in timesteps:
+        table.add_column(f"t={step}", justify="right", no_wrap=True)
+    for label, values, interval in headline(metrics):
+        table.add_row(label, *(_rate(_at(values, p)) for p in range(len(timesteps))))
+        low, high = as_list(interval.get("low")), as_list(interval.get("high"))
+        if low and high:
+            bands = [f"{_at(low, p):.3f}–{_at(high, p):.3f}" if p in (0, last) and is_number(_at(low, p))
+                     and is_number(_at(high, p)) else "" for p in range(len(timesteps))]
+            table.add_row(Text(f"  {_percent(level)} bootstrap CI", style="dim"), *bands)
+    return table
+
+
 def _shared_n(entry: dict[str, Any], series: list[dict[str, Any]]) -> tuple[Any, bool]:
     """The n to print in the heading (or None), and whether each series needs its own n column."""
     ns = {item.get("n") for item in series}
@@ -215,6 +234,8 @@ def render_summary(results: dict[str, Any], report_path: Path | None, width: int
         for lines in (_verdicts(series), _queries(entry), _checks(entry)):
             if lines is not None:
                 console.print(lines)
+        if isinstance(entry.get("metrics"), dict):
+            console.print(_corruption_table(entry["metrics"], timesteps, level))
     console.print()
     for line in _footnote(results, level, tested, with_intervals):
         console.print(Text(line))

@@ -1,0 +1,112 @@
+"""ImageNet-C corruptions of [0, 1] image tensors, through the ``imagecorruptions`` package, seeded per image.
+
+The package draws from numpy's global generator (and, for ``glass_blur`` and ``impulse_noise``, from a ``seed``
+it is given). Each call here seeds that generator from the image's own seed and restores the previous state
+afterwards, so a corrupted image depends only on its seed and no caller sees the process state change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from pcrobust.errors import PcrobustError
+
+STANDARD = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
+            "zoom_blur", "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate",
+            "jpeg_compression")
+EXTRA = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
+ALL = STANDARD + EXTRA
+SEEDED_BY_ARGUMENT = ("glass_blur", "impulse_noise")  # the package takes their seed as an argument
+MIN_SIZE = 32  # the package refuses smaller images
+LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as PIL's convert("L")
+DISTRIBUTION = "imagecorruptions-imaug"
+Strength = Literal["imagenet", "cifar"]
+
+HANDLING = {
+    "quantisation": "images in [0, 1] are rounded to uint8 H×W×3 at their own size, corrupted, and divided by 255",
+    "grayscale": "one-channel images are replicated to 3 channels for the library and converted back to grey "
+                 "with the ITU-R BT.601 luma weights 0.299, 0.587, 0.114",
+    "small_images": f"images under {MIN_SIZE} px on a side are padded symmetrically (mirrored) to {MIN_SIZE} px, "
+                    "corrupted, and cropped back to their own size",
+    "seeding": "numpy's global generator is seeded per image from (run seed, dataset index, corruption, "
+               "severity) for the call and restored after it; glass_blur and impulse_noise get the same seed as "
+               "an argument",
+}
+
+
+def library_version() -> str:
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def check_names(names: Sequence[str]) -> None:
+    """An unknown corruption name is a one-line error listing the known ones."""
+    for name in names:
+        if name not in ALL:
+            raise PcrobustError(f"unknown corruption {name!r}; available: all, {', '.join(ALL)}")
+
+
+@contextmanager
+def seeded_global_numpy(seed: int) -> Iterator[None]:
+    """numpy's global generator seeded with ``seed`` inside the block, its previous state restored after."""
+    saved = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(saved)
+
+
+def _to_uint8_rgb(image: Tensor) -> np.ndarray:
+    """``[C, H, W]`` in [0, 1] → uint8 ``[H', W', 3]``, grey replicated, padded to the library's minimum size."""
+    array = np.rint(image.detach().cpu().double().clamp(0, 1).numpy() * 255).astype(np.uint8).transpose(1, 2, 0)
+    if array.shape[2] == 1:
+        array = np.repeat(array, 3, axis=2)
+    pad_h, pad_w = max(0, MIN_SIZE - array.shape[0]), max(0, MIN_SIZE - array.shape[1])
+    if pad_h or pad_w:
+        array = np.pad(array, ((pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2), (0, 0)),
+                       mode="symmetric")
+    return array
+
+
+def _from_uint8_rgb(array: np.ndarray, like: Tensor) -> Tensor:
+    """The inverse of :func:`_to_uint8_rgb`: crop the padding, back to grey if ``like`` has one channel."""
+    channels, height, width = like.shape
+    top, left = (array.shape[0] - height) // 2, (array.shape[1] - width) // 2
+    pixels = array[top:top + height, left:left + width].astype(np.float64) / 255.0
+    if channels == 1:
+        pixels = (pixels @ np.asarray(LUMA))[:, :, None]
+    return torch.from_numpy(pixels.transpose(2, 0, 1).copy()).to(like.dtype)
+
+
+def corrupt_image(image: Tensor, name: str, severity: int, seed: int, strength: Strength = "imagenet") -> Tensor:
+    """One ``[C, H, W]`` image in [0, 1] (C = 1 or 3) corrupted by ``name`` at ``severity``, from ``seed``, with
+    the package's ImageNet-C parameters or (``cifar``) the CIFAR-10-C ones."""
+    array = _to_uint8_rgb(image)
+    if strength == "cifar":
+        from pcrobust.corrupt_cifar import corrupt_cifar
+
+        return _from_uint8_rgb(corrupt_cifar(array, name, severity, int(seed)), image)
+    from imagecorruptions import corrupt
+
+    seed32 = int(seed) & 0xFFFFFFFF
+    kwargs: dict[str, Any] = {"seed": seed32} if name in SEEDED_BY_ARGUMENT else {}
+    with seeded_global_numpy(seed32):
+        out = corrupt(array, severity=severity, corruption_name=name, **kwargs)
+    return _from_uint8_rgb(np.asarray(out), image)
+
+
+def corrupt_images(images: Tensor, name: str, severity: int, seeds: Sequence[int],
+                   strength: Strength = "imagenet") -> Tensor:
+    """``[N, C, H, W]`` images corrupted one by one, image ``i`` from ``seeds[i]``."""
+    return torch.stack([corrupt_image(image, name, severity, seed, strength)
+                        for image, seed in zip(images, seeds, strict=True)])
