@@ -206,3 +206,32 @@ def test_a_plan_section_picks_its_backend_and_records_it(cli, tmp_path: Path):
     code, _, err = cli("evaluate", "--plan", str(plan), "--quiet", "--out", str(tmp_path / "bad"))
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "backend" in err and all(name in err for name in ("'pcrobust'", "'foolbox'", "'art'", "cleverhans"))
+
+
+def test_hsj_through_foolbox_stays_adversarial_and_counts_its_queries(tiny, images):
+    from pcrobust.engine import StartPoints, attack_per_timestep
+    from pcrobust.models import evaluation_mode
+    from pcrobust_attacks.backends import LibraryHSJ
+    from pcrobust_attacks.hsj import HopSkipJump, HSJOptions
+
+    with evaluation_mode(tiny):
+        predicted = tiny(images, 1).argmax(2)  # [T+1, N]
+    goals = predicted[1].roll(1)
+    choice = torch.stack([torch.tensor([int((predicted[t] == g).nonzero()[0]) if (predicted[t] == g).any() else -1
+                                        for g in goals]) for t in range(2)])
+    starts = StartPoints(images, choice)
+    budget = {"steps": 3, "initial_evals": 10}
+    outcomes = {}
+    for backend, make in (("pcrobust", HopSkipJump), ("foolbox", LibraryHSJ)):
+        attack = make(HSJOptions(**budget, backend=backend), "l2")
+        with evaluation_mode(tiny):
+            outcomes[backend] = attack_per_timestep(tiny, attack, images, goals, [0.5, 100.0], 1, "t", 64,
+                                                    torch.device("cpu"), 0, range(8), starts=starts,
+                                                    progress=False)
+    ready = (choice >= 0)
+    for outcome in outcomes.values():
+        assert outcome.success[1][ready].all(), "at an unbounded ε every copy with a start stays adversarial"
+        assert (outcome.queries[0][ready] > 0).all() and (outcome.queries[0][~ready] == 0).all()
+    foolbox, ours = outcomes["foolbox"].records["distance"][0], outcomes["pcrobust"].records["distance"][0]
+    assert torch.isfinite(foolbox[ready]).all() and foolbox[ready].median() > 0
+    assert ours[ready].median() <= 1.5 * foolbox[ready].median()

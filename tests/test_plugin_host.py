@@ -63,7 +63,8 @@ def test_first_party_plugins_come_from_entry_points():
     assert host.registered_by("attacks")["attacks"] == ["bim", "hsj", "rpgd", "spsa"]
     assert host.registered_by("datasets")["datasets"] == ["foolbox-imagenet", "mnist-5k"]
     assert host.registered_by("builtin") == {"datasets": [], "models": [], "attacks": [],
-                                             "sections": ["attack", "clean", "corruption", "diagnostics", "noise"], "presets": []}
+                                             "sections": ["attack", "clean", "corruption", "diagnostics", "noise"],
+                                             "presets": []}
     assert host.registries.models.get("mnist-pnet").plugin == "predify"
     assert host.registries.datasets.get("mnist-5k").plugin == "datasets"
 

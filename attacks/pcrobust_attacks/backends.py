@@ -1,4 +1,5 @@
-"""BIM and RPGD run by Foolbox 3 or ART instead of pcrobust, for cross-checking any number.
+"""BIM and RPGD run by Foolbox 3 or ART, and HopSkipJump by Foolbox 3, instead of pcrobust, for cross-checking
+any number.
 
 A library sees one plain model, so these attacks run ``one_timestep_per_chunk``: the engine gives them
 copies that all read one timestep, and the library attacks :class:`LibraryModel`, the copies' readout.
@@ -30,9 +31,10 @@ from art.attacks.evasion.projected_gradient_descent.projected_gradient_descent_p
 from art.estimators.classification import PyTorchClassifier
 from torch import Tensor, nn
 
-from pcrobust.attacks import LogitsFn
+from pcrobust.attacks import Adversarials, LogitsFn
 from pcrobust.seeding import derived_seed
 from pcrobust_attacks.bim import BIM, BIMOptions
+from pcrobust_attacks.hsj import HopSkipJump, HSJOptions, distances
 from pcrobust_attacks.rpgd import RPGD, RPGDOptions
 
 GroupAttack = Callable[[nn.Module, Tensor, Tensor, float, bool], Tensor]
@@ -192,6 +194,41 @@ class LibraryRPGD(RPGD):
     def _one_run(self, logits_fn: LogitsFn, x: Tensor, labels: Tensor, epsilon: Tensor, seeds: Sequence[int],
                  targeted: bool) -> Tensor:
         return by_epsilon(logits_fn, x, labels, epsilon, seeds, targeted, self.group_attack())
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "library": library_version(self.options.backend)}
+
+
+class LibraryHSJ(HopSkipJump):
+    """HopSkipJump run by Foolbox 3's ``HopSkipJumpAttack`` with the same iterations, boundary samples, γ and
+    constraint, from the same starting points, one image at a time: Foolbox normalises its gradient estimate
+    over the whole batch, which couples the images of a batch. Each image's draws come from the global torch
+    generator seeded with its copy's seed (restored after). Foolbox has no query budget, so ``max_queries``
+    and ``max_batch`` do not apply; the queries it spends are counted like any attack's. Records per copy:
+    ``distance`` (the perturbation found, in the attack's norm)."""
+
+    one_timestep_per_chunk = True
+    options: HSJOptions
+
+    def run(self, logits_fn: LogitsFn, x: Tensor, labels: Tensor, epsilon: Tensor, seeds: Sequence[int],
+            targeted: bool, starts: Tensor | None = None) -> Adversarials:
+        if starts is None:
+            raise ValueError("HopSkipJump needs starting points")
+        o = self.options
+        found = x.clone()
+        for row in range(len(x)):
+            rows = torch.tensor([row], device=x.device)
+            fmodel = fb.PyTorchModel(LibraryModel(logits_fn, rows, x.dtype).eval(), bounds=(0, 1), device=x.device)
+            criterion = (fb.criteria.TargetedMisclassification(labels[rows]) if targeted
+                         else fb.criteria.Misclassification(labels[rows]))
+            attack = fb.attacks.HopSkipJumpAttack(steps=o.steps, initial_gradient_eval_steps=o.initial_evals,
+                                                  max_gradient_eval_steps=o.max_evals, gamma=o.gamma,
+                                                  constraint=self.norm)
+            with seeded(seeds[row]):
+                raw = attack.run(fmodel, x[rows], criterion,
+                                 starting_points=starts[rows].to(device=x.device, dtype=x.dtype))
+            found[row] = raw[0].to(device=x.device, dtype=x.dtype)
+        return Adversarials(found, {"distance": distances(found - x, self.norm)})
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "library": library_version(self.options.backend)}

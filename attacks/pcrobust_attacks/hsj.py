@@ -13,6 +13,7 @@ from torch import Tensor
 from pcrobust.attacks import Adversarials, Attack, AttackOptions, LogitsFn
 from pcrobust.seeding import derived_seed
 from pcrobust.vocabulary import Norm
+from pcrobust_attacks.options import DECISION_BACKEND_HELP, DecisionBackend
 
 DRAW_BLOCK = 100
 """Directions drawn per generator call; fixed, so a copy's draws depend on its seed and sample count alone."""
@@ -33,6 +34,7 @@ class HSJOptions(AttackOptions):
                                                 "d the number of pixels")
     max_queries: int = Field(10000, ge=1, description="model queries per copy; a copy stops once they are spent")
     max_batch: int = Field(8192, ge=1, description="most rows per model call")
+    backend: DecisionBackend = Field("pcrobust", description=DECISION_BACKEND_HELP)
 
 
 def distances(delta: Tensor, norm: Norm) -> Tensor:

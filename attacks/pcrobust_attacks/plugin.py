@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pcrobust.hookspecs import hookimpl
 from pcrobust.registry import AttackEntry, AttackRegistrar
-from pcrobust_attacks.backends import LibraryBIM, LibraryRPGD
+from pcrobust_attacks.backends import LibraryBIM, LibraryHSJ, LibraryRPGD
 from pcrobust_attacks.bim import BIM, BIMOptions
 from pcrobust_attacks.hsj import HopSkipJump, HSJOptions
 from pcrobust_attacks.rpgd import RPGD, RPGDOptions
@@ -31,6 +31,7 @@ def pcrobust_register_attacks(registry: AttackRegistrar) -> None:
         norms=("l2", "linf"),
         default_epsilons={"l2": (1.0, 2.0, 3.0), "linf": (0.1, 0.2, 0.3)},
         criteria=("targeted", "untargeted"),
+        backends={"foolbox": LibraryHSJ},
     ))
     registry.add(AttackEntry(
         name="rpgd",
