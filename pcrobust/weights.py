@@ -1,4 +1,5 @@
-"""Loading weight files safely: ``torch.load(..., weights_only=True)``, with one line for every way it fails."""
+"""Weight files: loaded safely (``torch.load(..., weights_only=True)``, one line for every way it fails) and
+saved reproducibly, optionally tagged with a format name that loading checks."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import pickle
 import re
 import warnings
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,3 +38,22 @@ def load_tensors(path: Path, what: str = "weight file") -> Any:
                             "refused unread)") from None
     except (RuntimeError, OSError, EOFError, ValueError):
         raise PcrobustError(f"{what} {path} is corrupt or truncated: torch cannot read it") from None
+
+
+def save_tensors(blob: Mapping[str, Any], path: Path) -> Path:
+    """``torch.save(blob)`` into ``path`` (its folder made), through a file object: the archive's inner name, and
+    so the file's bytes, then do not depend on the path, and retraining reproduces a shipped file exactly."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as handle:
+        torch.save(dict(blob), handle)
+    return path
+
+
+def load_format(path: Path, format_name: str, what: str = "checkpoint") -> dict[str, Any]:
+    """The dictionary saved in ``path`` under ``"format": format_name`` (see :func:`load_tensors`); any other
+    file is a one-line :class:`PcrobustError`."""
+    blob = load_tensors(path, what)
+    if not isinstance(blob, dict) or blob.get("format") != format_name:
+        raise PcrobustError(f"{path} is not a {format_name} checkpoint")
+    return blob

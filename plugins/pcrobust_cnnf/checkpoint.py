@@ -5,29 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from pcrobust.errors import PcrobustError, first_line
-from pcrobust.weights import load_tensors
+from pcrobust.weights import load_format, save_tensors
 from pcrobust_cnnf.network import CNNF
 
 FORMAT = "pcrobust-cnnf/1"
 
 
 def save_checkpoint(net: CNNF, path: Path, metadata: dict[str, Any]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    blob = {"format": FORMAT, "architecture": net.architecture.to_dict(), "state": net.state_dict(),
-            "metadata": metadata}
-    with open(path, "wb") as handle:  # a file object keeps the archive's inner name, and so its bytes, fixed
-        torch.save(blob, handle)
-    return path
+    return save_tensors({"format": FORMAT, "architecture": net.architecture.to_dict(), "state": net.state_dict(),
+                         "metadata": metadata}, path)
 
 
 def load_checkpoint(net: CNNF, path: Path) -> dict[str, Any]:
     """Load weights into ``net`` (whose architecture must match the file's); returns the metadata."""
-    blob = load_tensors(path, "checkpoint")
-    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
-        raise PcrobustError(f"{path} is not a {FORMAT} checkpoint")
+    blob = load_format(path, FORMAT)
     if blob.get("architecture") != net.architecture.to_dict():
         raise PcrobustError(f"checkpoint {path} was trained for another architecture: {blob.get('architecture')}")
     try:

@@ -5,29 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from pcrobust.errors import PcrobustError, first_line
-from pcrobust.weights import load_tensors
+from pcrobust.weights import load_format, save_tensors
 from pcrobust_predify.network import PredifyNet
 
 FORMAT = "pcrobust-predify/1"
 
 
 def save_checkpoint(net: PredifyNet, path: Path, metadata: dict[str, Any]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    blob = {"format": FORMAT, "backbone": net.backbone.state_dict(), "feedback": net.pcoders.state_dict(),
-            "metadata": metadata}
-    with open(path, "wb") as handle:  # a file object keeps the archive's inner name, and so its bytes, fixed
-        torch.save(blob, handle)
-    return path
+    return save_tensors({"format": FORMAT, "backbone": net.backbone.state_dict(),
+                         "feedback": net.pcoders.state_dict(), "metadata": metadata}, path)
 
 
 def load_checkpoint(net: PredifyNet, path: Path) -> dict[str, Any]:
     """Load weights into ``net``; returns the checkpoint's metadata. Hyperparameters are not stored."""
-    blob = load_tensors(path, "checkpoint")
-    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
-        raise PcrobustError(f"{path} is not a {FORMAT} checkpoint")
+    blob = load_format(path, FORMAT)
     try:
         net.backbone.load_state_dict(blob["backbone"])
         net.pcoders.load_state_dict(blob["feedback"])
@@ -41,17 +33,13 @@ FEEDBACK_FORMAT = "pcrobust-predify-feedback/1"
 
 def save_feedback(net: PredifyNet, path: Path, metadata: dict[str, Any]) -> Path:
     """Only the predictors' weights: for a backbone whose weights ship elsewhere."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as handle:
-        torch.save({"format": FEEDBACK_FORMAT, "feedback": net.pcoders.state_dict(), "metadata": metadata}, handle)
-    return path
+    return save_tensors({"format": FEEDBACK_FORMAT, "feedback": net.pcoders.state_dict(), "metadata": metadata},
+                        path)
 
 
 def load_feedback(net: PredifyNet, path: Path) -> dict[str, Any]:
     """Load a :func:`save_feedback` file into ``net``'s predictors; returns its metadata."""
-    blob = load_tensors(path, "feedback checkpoint")
-    if not isinstance(blob, dict) or blob.get("format") != FEEDBACK_FORMAT:
-        raise PcrobustError(f"{path} is not a {FEEDBACK_FORMAT} checkpoint")
+    blob = load_format(path, FEEDBACK_FORMAT, "feedback checkpoint")
     try:
         net.pcoders.load_state_dict(blob["feedback"])
     except RuntimeError as exc:
