@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict
 from pathlib import Path
-
-import torch
 
 from pcrobust.errors import PcrobustError
 from pcrobust.registry import TrainingRequest
-from pcrobust_cnnf.checkpoint import load_checkpoint, save_checkpoint
+from pcrobust_cnnf.checkpoint import load_checkpoint
 from pcrobust_cnnf.network import CNNF, Architecture
-from pcrobust_cnnf.options import ETA, parse_eta
-from pcrobust_cnnf.training import recipe_from_options, train_cnnf
+from pcrobust_cnnf.options import parse_eta
+from pcrobust_cnnf.training import train_to_checkpoint
 
 MODEL_NAME = "fmnist-cnnf"
 ARCHITECTURE = Architecture(channels=(16, 32, 32, 64), pools=(False, False, True, True), hidden=(1000, 128),
@@ -40,11 +37,4 @@ def train(request: TrainingRequest) -> Path:
     dataset = options.pop("dataset", "")
     if not dataset:
         raise PcrobustError("training needs -o dataset=NAME (a registered dataset with a train split)")
-    recipe = recipe_from_options(options)
-    torch.manual_seed(request.seed)
-    data = request.datasets.get(dataset).load("train")
-    net = CNNF(ARCHITECTURE, eta=ETA, default_timesteps=TIMESTEPS)
-    history = train_cnnf(net, data.images, data.labels, recipe, request.seed)
-    metadata = {"model": MODEL_NAME, "seed": request.seed, "dataset": f"{dataset}/train", "recipe": asdict(recipe),
-                "eta": ETA, "losses_per_epoch": history, "torch": str(torch.__version__)}
-    return save_checkpoint(net, request.out, metadata)
+    return train_to_checkpoint(request, options, dataset, MODEL_NAME, ARCHITECTURE, TIMESTEPS)

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict
 from importlib.resources import files
 from pathlib import Path
 
-import torch
-
 from pcrobust.registry import TrainingRequest
-from pcrobust_cnnf.checkpoint import load_checkpoint, save_checkpoint
+from pcrobust_cnnf.checkpoint import load_checkpoint
 from pcrobust_cnnf.network import CNNF, Architecture
-from pcrobust_cnnf.options import ETA, parse_eta
-from pcrobust_cnnf.training import recipe_from_options, train_cnnf
+from pcrobust_cnnf.options import parse_eta
+from pcrobust_cnnf.training import train_to_checkpoint
 
 MODEL_NAME = "mnist-cnnf"
 DATASET = "mnist-5k"
@@ -38,11 +35,4 @@ def weight_files(weights: Path | None, options: Mapping[str, str]) -> list[Path]
 
 def train(request: TrainingRequest) -> Path:
     """Table 1's losses (or adversarial training, ``-o epsilon=...``) on the 4,000 training digits."""
-    recipe = recipe_from_options(request.options)
-    torch.manual_seed(request.seed)
-    data = request.datasets.get(DATASET).load("train")
-    net = CNNF(ARCHITECTURE, eta=ETA, default_timesteps=TIMESTEPS)
-    history = train_cnnf(net, data.images, data.labels, recipe, request.seed)
-    metadata = {"model": MODEL_NAME, "seed": request.seed, "dataset": f"{DATASET}/train", "recipe": asdict(recipe),
-                "eta": ETA, "losses_per_epoch": history, "torch": str(torch.__version__)}
-    return save_checkpoint(net, request.out, metadata)
+    return train_to_checkpoint(request, request.options, DATASET, MODEL_NAME, ARCHITECTURE, TIMESTEPS)

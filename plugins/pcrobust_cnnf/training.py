@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -13,7 +14,10 @@ from tqdm import tqdm
 
 from pcrobust.errors import PcrobustError
 from pcrobust.models import evaluation_mode
-from pcrobust_cnnf.network import CNNF, Pass, Trace
+from pcrobust.registry import TrainingRequest
+from pcrobust_cnnf.checkpoint import save_checkpoint
+from pcrobust_cnnf.network import CNNF, Architecture, Pass, Trace
+from pcrobust_cnnf.options import ETA
 
 
 @dataclass(frozen=True)
@@ -137,3 +141,17 @@ def train_cnnf(net: CNNF, images: Tensor, labels: Tensor, recipe: Recipe, seed: 
         history.append({key: value / len(labels) for key, value in sums.items()})
     net.eval()
     return history
+
+
+def train_to_checkpoint(request: TrainingRequest, options: Mapping[str, str], dataset: str, model_name: str,
+                        architecture: Architecture, timesteps: int) -> Path:
+    """A CNN-F of ``architecture`` trained by the recipe of ``options`` on ``dataset``'s train split, seeded by
+    the request, saved to ``request.out`` with what made it."""
+    recipe = recipe_from_options(options)
+    torch.manual_seed(request.seed)
+    data = request.datasets.get(dataset).load("train")
+    net = CNNF(architecture, eta=ETA, default_timesteps=timesteps)
+    history = train_cnnf(net, data.images, data.labels, recipe, request.seed)
+    metadata = {"model": model_name, "seed": request.seed, "dataset": f"{dataset}/train", "recipe": asdict(recipe),
+                "eta": ETA, "losses_per_epoch": history, "torch": str(torch.__version__)}
+    return save_checkpoint(net, request.out, metadata)
