@@ -110,10 +110,15 @@ def margins(logits: Tensor, labels: Tensor) -> Tensor:
 
 def precision_scope(precision: str, device: torch.device) -> AbstractContextManager[Any]:
     """Autocast to bfloat16 on ``device`` for ``bf16`` (a scope of this thread, left as it was on exit);
-    nothing for ``float32``. Logits leave the engine as float32 either way."""
+    nothing for ``float32``. Logits leave the engine in full precision either way (:func:`full_precision`)."""
     if precision == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return nullcontext()
+
+
+def full_precision(logits: Tensor) -> Tensor:
+    """Logits as float32 when autocast made them half or bfloat16; float32 and float64 logits unchanged."""
+    return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
 
 
 def resolve_device(name: str) -> torch.device:
@@ -131,7 +136,7 @@ def predict(model: TimestepModel, images: Tensor, timesteps: int, batch_size: in
             desc: str = "clean", progress: bool = True) -> Tensor:
     """Logits ``[T+1, N, K]`` (on the CPU) for every image at every timestep."""
     chunks = images.split(batch_size)
-    outputs = [model(chunk.to(device), timesteps).float().cpu()
+    outputs = [full_precision(model(chunk.to(device), timesteps)).cpu()
                for chunk in tqdm(chunks, desc=desc, disable=not progress)]
     return torch.cat(outputs, dim=1)
 
@@ -225,7 +230,7 @@ def _score_every_timestep(outcome: AttackOutcome, model: TimestepModel, x_adv: T
                           i_idx: Tensor, labels: Tensor, timesteps: int, targeted: bool, queries: Tensor,
                           records: Mapping[str, Tensor]) -> None:
     """Score adversarials at every timestep 0..``timesteps`` of one unroll of ``model``, with their costs."""
-    logits = model(x_adv, timesteps).float()  # [T+1, chunk, K], float32 whatever the precision
+    logits = full_precision(model(x_adv, timesteps))  # [T+1, chunk, K]
     for t in range(timesteps + 1):
         outcome.record(rows, t, i_idx, logits[t], labels, targeted)
         outcome.spent(rows, t, i_idx, queries, records)
@@ -266,7 +271,7 @@ def attack_per_timestep(model: TimestepModel, attack: Attack, images: Tensor, la
         scored_t, horizon = t_idx.to(device), int(t_idx.max())
 
         def readout_fn(z: Tensor, copies: Tensor, scored_t: Tensor = scored_t, horizon: int = horizon) -> Tensor:
-            return select_readout(model(z, horizon).float(), readout, scored_t[copies])
+            return select_readout(full_precision(model(z, horizon)), readout, scored_t[copies])
 
         logits_fn = CopyLogits(readout_fn, len(chunk), device,
                                uniform=readout != "t" or bool((t_idx == t_idx[0]).all()))
