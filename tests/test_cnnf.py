@@ -222,7 +222,7 @@ def test_adversarial_training_attacks_the_first_pass_and_lowers_every_loss_term(
 
 def test_shipped_checkpoint_loads_safely_and_classifies_real_digits():
     blob = torch.load(mnist.shipped_weights(), weights_only=True)
-    assert blob["format"] == "pcrobust-cnnf/1" and blob["architecture"] == mnist.ARCHITECTURE.to_dict()
+    assert blob["format"] == "pcrobust-cnnf/1" and Architecture.from_dict(blob["architecture"]) == mnist.ARCHITECTURE
     net = mnist.build(None, {})
     data = load_mnist_5k("test")
     with torch.no_grad():

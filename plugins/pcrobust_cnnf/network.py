@@ -24,10 +24,11 @@ GRADIENT_MODES = {
 @dataclass(frozen=True)
 class Architecture:
     """Conv stages (3×3, InsNorm, bias, ReLU, optional 2×2 pool), hidden linear stages (InsNorm over the
-    features, bias, ReLU), a linear read-out.
+    features unless ``linear_norm`` is off, bias, ReLU), a linear read-out.
 
     ``encode`` (k ≥ 1) conv stages encode the image; h is the k-th stage's pre-activation, and every
-    nonlinearity from stage k on is adaptive."""
+    nonlinearity from stage k on is adaptive. ``linear_norm=False`` is the reference code's layout: no InsNorm
+    on the linear stages, forward or feedback."""
 
     in_channels: int = 1
     image_size: int = 28
@@ -37,6 +38,7 @@ class Architecture:
     num_classes: int = 10
     encode: int = 1
     kernel_size: int = 3
+    linear_norm: bool = True
 
     def __post_init__(self) -> None:
         if len(self.pools) != len(self.channels) or not self.channels:
@@ -52,6 +54,11 @@ class Architecture:
 
     def to_dict(self) -> dict[str, Any]:
         return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Architecture:
+        """The inverse of :meth:`to_dict`; keys added since a file was written take their defaults."""
+        return cls(**{key: tuple(value) if isinstance(value, list) else value for key, value in data.items()})
 
 
 @dataclass(frozen=True)
@@ -137,7 +144,11 @@ class CNNF(TimestepModel):
         layer = self._linear(stage)
         if stage == self.readout_stage:
             return layer(x.flatten(1))
-        return ins_norm(F.linear(x.flatten(1), layer.weight)) + layer.bias
+        return self._linear_norm(F.linear(x.flatten(1), layer.weight)) + layer.bias
+
+    def _linear_norm(self, x: Tensor) -> Tensor:
+        """InsNorm on a linear stage's (vector) map, unless the architecture leaves it out."""
+        return ins_norm(x) if self.architecture.linear_norm else x
 
     def _transposed(self, stage: int, g: Tensor) -> Tensor:
         """Eq. 2's W^T of ``stage``: the transposed convolution / linear map with the same (tied) weights."""
@@ -192,7 +203,8 @@ class CNNF(TimestepModel):
             gated = g if stage == self.readout_stage else forward.latents[stage].active * g
             down = self._transposed(stage, gated)
             below = stage - 1
-            down = ins_norm(down.view(forward.latents[below].output_shape))
+            down = down.view(forward.latents[below].output_shape)
+            down = ins_norm(down) if down.dim() == 4 else self._linear_norm(down)
             if self._pooled(below):
                 pooled[below] = down
                 choice = forward.latents[below].pool

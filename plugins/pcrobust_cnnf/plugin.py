@@ -5,7 +5,7 @@ from __future__ import annotations
 from pcrobust.hookspecs import hookimpl
 from pcrobust.registry import ModelEntry, ModelRegistrar
 from pcrobust_cnnf import fmnist, mnist
-from pcrobust_cnnf.options import OPTION_HELP
+from pcrobust_cnnf.options import OPTION_HELP, REFERENCE_HELP
 
 
 @hookimpl
@@ -22,10 +22,11 @@ def pcrobust_register_models(registry: ModelRegistrar) -> None:
     ))
     registry.add(ModelEntry(
         name=fmnist.MODEL_NAME,
-        description="the paper's Fashion-MNIST CNN-F (4 conv + 3 linear, T = 1): --weights of your own",
+        description="the paper's Fashion-MNIST CNN-F (4 conv + 3 linear, T = 1): --weights of your own or "
+                    "-o reference=CNNF_1_fmnist.pt",
         build=fmnist.build,
         dataset="",
         weight_files=fmnist.weight_files,
         train=fmnist.train,
-        option_help=OPTION_HELP,
+        option_help=REFERENCE_HELP,
     ))
