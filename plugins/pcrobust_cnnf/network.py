@@ -58,7 +58,9 @@ class Architecture:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Architecture:
         """The inverse of :meth:`to_dict`; keys added since a file was written take their defaults."""
-        return cls(**{key: tuple(value) if isinstance(value, list) else value for key, value in data.items()})
+        values: dict[str, Any] = {key: tuple(value) if isinstance(value, list) else value
+                                  for key, value in data.items()}
+        return cls(**values)
 
 
 @dataclass(frozen=True)
