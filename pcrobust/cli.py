@@ -351,7 +351,11 @@ def models(plugin: str | None, as_json: bool) -> None:
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Checkpoint file to write.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random draw of the training.")
 @click.option("-o", "--option", "options", multiple=True, help="Training option KEY=VALUE.")
-def train(plugin: str, model: str | None, out: str, seed: int, options: tuple[str, ...]) -> None:
+@click.option("--state-dir", type=click.Path(file_okay=False), default=None,
+              help="Folder for the resumable training state, written after every epoch.")
+@click.option("--resume", is_flag=True, help="Continue from the state in --state-dir.")
+def train(plugin: str, model: str | None, out: str, seed: int, options: tuple[str, ...], state_dir: str | None,
+          resume: bool) -> None:
     """Train a model's weights as its plugin defines (reproduces shipped checkpoints)."""
     import torch
 
@@ -363,8 +367,14 @@ def train(plugin: str, model: str | None, out: str, seed: int, options: tuple[st
     entry = host.model(plugin, model)
     if entry.train is None:
         raise PcrobustError(f"model {entry.name!r} of plugin {plugin!r} has no training recipe")
+    if state_dir is not None and not entry.resumable:
+        raise PcrobustError(f"model {entry.name!r} of plugin {plugin!r} cannot keep resumable training state")
+    if resume and state_dir is None:
+        raise PcrobustError("--resume needs --state-dir, the folder of the state to continue from")
+    state = Path(state_dir) if state_dir is not None else None
     with deterministic_algorithms(), torch.random.fork_rng(devices=[]):  # a trainer's seeding stays inside
-        path = entry.train(TrainingRequest(Path(out), seed, key_values(options), host.registries.datasets))
+        path = entry.train(TrainingRequest(Path(out), seed, key_values(options), host.registries.datasets,
+                                           state, resume))
     click.echo(f"checkpoint written to {path}")
 
 

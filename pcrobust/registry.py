@@ -20,12 +20,16 @@ DEFAULT_BACKEND = "pcrobust"  # the attack's own implementation, AttackEntry.bui
 
 @dataclass(frozen=True)
 class TrainingRequest:
-    """What ``pcrobust train`` hands a model's trainer: where to write, the seed, options, the datasets."""
+    """What ``pcrobust train`` hands a model's trainer: where to write, the seed, options, the datasets.
+
+    ``state_dir``: where a resumable trainer keeps its state after every epoch; ``resume``: continue from it."""
 
     out: Path
     seed: int
     options: Options
     datasets: DatasetRegistry
+    state_dir: Path | None = None
+    resume: bool = False
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,8 @@ class ModelEntry:
     ``build(weights, options)`` returns a ready model (weights ``None`` = the entry's own);
     ``weight_files(weights, options)`` lists the files whose checksums go into results;
     ``train(request)``, when given, trains the entry's weights (and reproduces shipped ones);
-    ``option_help`` documents each option ``build`` accepts (``-o KEY=VALUE``), as ``pcrobust models`` shows.
+    ``option_help`` documents each option ``build`` accepts (``-o KEY=VALUE``), as ``pcrobust models`` shows;
+    ``resumable``: ``train`` honours ``TrainingRequest.state_dir`` and ``resume``.
     """
 
     name: str
@@ -47,6 +52,7 @@ class ModelEntry:
     default: bool = False
     option_help: Mapping[str, str] = field(default_factory=dict)
     plugin: str = ""
+    resumable: bool = False
 
 
 @dataclass(frozen=True)

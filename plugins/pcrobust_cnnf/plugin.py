@@ -19,6 +19,7 @@ def pcrobust_register_models(registry: ModelRegistrar) -> None:
         train=mnist.train,
         default=True,
         option_help=OPTION_HELP,
+        resumable=True,
     ))
     registry.add(ModelEntry(
         name=fmnist.MODEL_NAME,
@@ -29,4 +30,5 @@ def pcrobust_register_models(registry: ModelRegistrar) -> None:
         weight_files=fmnist.weight_files,
         train=fmnist.train,
         option_help=REFERENCE_HELP,
+        resumable=True,
     ))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -18,6 +19,7 @@ from pcrobust.registry import TrainingRequest
 from pcrobust_cnnf.checkpoint import save_checkpoint
 from pcrobust_cnnf.network import CNNF, Architecture, Pass, Trace
 from pcrobust_cnnf.options import ETA
+from pcrobust_cnnf.training_state import TrainingState, load_state, save_state
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,9 @@ class Recipe:
 
     ``epsilon`` > 0 turns on adversarial training: PGD (L∞, pixel units, random start) on the first
     feedforward pass, cross-entropy on clean (weighted ``clean_weight``) and adversarial inputs, and the
-    feedback of the adversarial pass reconstructing the clean features."""
+    feedback of the adversarial pass reconstructing the clean features. ``lr_power`` > 0 decays the learning
+    rate polynomially to 0, stepped per batch (the reference's poly schedule uses 0.9); ``train_size`` > 0 trains
+    on the first that many training images only."""
 
     epochs: int = 6
     lr: float = 2e-3
@@ -38,6 +42,8 @@ class Recipe:
     pgd_steps: int = 7
     pgd_step_size: float = 0.035
     clean_weight: float = 0.1
+    lr_power: float = 0.0
+    train_size: int = 0
 
 
 def recipe_from_options(options: Mapping[str, str]) -> Recipe:
@@ -52,6 +58,8 @@ def recipe_from_options(options: Mapping[str, str]) -> Recipe:
         raise PcrobustError(f"training option values must be numbers: {exc}") from None
     if recipe.cycles < 1 or recipe.epochs < 1 or recipe.batch_size < 1:
         raise PcrobustError("cycles, epochs and batch_size must be at least 1")
+    if recipe.lr_power < 0 or recipe.train_size < 0:
+        raise PcrobustError("lr_power and train_size must not be negative")
     return recipe
 
 
@@ -115,12 +123,42 @@ def adversarial_losses(net: CNNF, images: Tensor, adversarial: Tensor, labels: T
     return Losses(cross_entropy, reconstruction, intermediate)
 
 
-def train_cnnf(net: CNNF, images: Tensor, labels: Tensor, recipe: Recipe, seed: int) -> list[dict[str, float]]:
-    """Adam over every weight with a seeded shuffle; returns each epoch's mean losses."""
+@dataclass(frozen=True)
+class Checkpointing:
+    """Where the training state goes after every epoch, whether to continue from it, and the run's identity
+    that a resumed run must share."""
+
+    folder: Path
+    resume: bool
+    identity: dict[str, Any]
+
+
+def poly_schedule(total_steps: int, power: float) -> Any:
+    """The factor (1 − step/total)^power of the learning rate; power 0 keeps it constant."""
+    return lambda step: max(0.0, 1 - step / total_steps) ** power
+
+
+def train_cnnf(net: CNNF, images: Tensor, labels: Tensor, recipe: Recipe, seed: int,
+               checkpointing: Checkpointing | None = None) -> list[dict[str, float]]:
+    """Adam over every weight with a seeded shuffle; returns each epoch's mean losses.
+
+    With ``checkpointing`` the state is saved after every epoch, and a resumed run continues from the saved
+    epoch to the same weights as an uninterrupted one."""
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(net.parameters(), lr=recipe.lr)
-    history = []
-    for epoch in range(recipe.epochs):
+    total_steps = recipe.epochs * math.ceil(len(labels) / recipe.batch_size)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly_schedule(total_steps, recipe.lr_power))
+    history: list[dict[str, float]] = []
+    if checkpointing is not None and checkpointing.resume:
+        state = load_state(checkpointing.folder, checkpointing.identity)
+        if state.epoch > recipe.epochs:
+            raise PcrobustError(f"the saved state has {state.epoch} epochs done, more than epochs={recipe.epochs}")
+        net.load_state_dict(state.model)
+        optimizer.load_state_dict(state.optimizer)
+        scheduler.load_state_dict(state.scheduler)
+        generator.set_state(state.generator)
+        history = state.history
+    for epoch in range(len(history), recipe.epochs):
         net.train()
         sums = {"cross_entropy": 0.0, "reconstruction": 0.0, "intermediate": 0.0}
         order = torch.randperm(len(labels), generator=generator).split(recipe.batch_size)
@@ -135,10 +173,15 @@ def train_cnnf(net: CNNF, images: Tensor, labels: Tensor, recipe: Recipe, seed: 
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            scheduler.step()
             for key in sums:
                 sums[key] += getattr(losses, key).item() * len(idx)
             bar.set_postfix(loss=f"{loss.item():.3f}")
         history.append({key: value / len(labels) for key, value in sums.items()})
+        if checkpointing is not None:
+            save_state(checkpointing.folder, TrainingState(
+                checkpointing.identity, epoch + 1, net.state_dict(), optimizer.state_dict(),
+                scheduler.state_dict(), generator.get_state(), history))
     net.eval()
     return history
 
@@ -150,8 +193,16 @@ def train_to_checkpoint(request: TrainingRequest, options: Mapping[str, str], da
     recipe = recipe_from_options(options)
     torch.manual_seed(request.seed)
     data = request.datasets.get(dataset).load("train")
+    images, labels = data.images, data.labels
+    if recipe.train_size:
+        images, labels = images[:recipe.train_size], labels[:recipe.train_size]
     net = CNNF(architecture, eta=ETA, default_timesteps=timesteps)
-    history = train_cnnf(net, data.images, data.labels, recipe, request.seed)
+    checkpointing = None
+    if request.state_dir is not None:
+        identity = {"model": model_name, "architecture": architecture.to_dict(), "dataset": f"{dataset}/train",
+                    "seed": request.seed, "eta": ETA, "recipe": {**asdict(recipe), "epochs": None}}
+        checkpointing = Checkpointing(request.state_dir, request.resume, identity)
+    history = train_cnnf(net, images, labels, recipe, request.seed, checkpointing)
     metadata = {"model": model_name, "seed": request.seed, "dataset": f"{dataset}/train", "recipe": asdict(recipe),
                 "eta": ETA, "losses_per_epoch": history, "torch": str(torch.__version__)}
     return save_checkpoint(net, request.out, metadata)
