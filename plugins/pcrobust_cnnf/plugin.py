@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pcrobust.hookspecs import hookimpl
 from pcrobust.registry import ModelEntry, ModelRegistrar
-from pcrobust_cnnf import fmnist, mnist
+from pcrobust_cnnf import cifar, fmnist, mnist
 from pcrobust_cnnf.options import OPTION_HELP, REFERENCE_HELP
 
 
@@ -31,4 +31,13 @@ def pcrobust_register_models(registry: ModelRegistrar) -> None:
         train=fmnist.train,
         option_help=REFERENCE_HELP,
         resumable=True,
+    ))
+    registry.add(ModelEntry(
+        name=cifar.MODEL_NAME,
+        description="the paper's CIFAR-10 CNN-F on a WideResNet-40-2 (h after 5 blocks, T = 2): random weights "
+                    "or -o reference=CNNF_2_cifar.pt",
+        build=cifar.build,
+        dataset="cifar10",
+        weight_files=cifar.weight_files,
+        option_help=REFERENCE_HELP,
     ))

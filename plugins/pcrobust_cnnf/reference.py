@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from pcrobust.errors import PcrobustError
 from pcrobust.weights import load_tensors
 from pcrobust_cnnf.network import Architecture
+from pcrobust_cnnf.wide_resnet import WideResNetShape
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,34 @@ def fmnist_layout(arch: Architecture) -> list[ReferenceKey]:
                  ReferenceKey(f"fc{j + 1}.linear_t.weight", (n_in, n_out), None),
                  ReferenceKey(f"fc{j + 1}_bias.bias", (1, n_out), f"linears.{j}.bias")]
     return keys
+
+
+def _conv(name: str, shape: tuple[int, ...], target: str) -> list[ReferenceKey]:
+    return [ReferenceKey(f"{name}.conv.weight", shape, target), ReferenceKey(f"{name}.conv_t.weight", shape, None)]
+
+
+def wide_resnet_layout(shape: WideResNetShape) -> list[ReferenceKey]:
+    """The reference ``WideResNet`` of ``model_cifar.py``: ``conv1``, ``block{s}.layer.{i}`` (``ins1_bias``,
+    ``conv1``, ``ins2_bias``, ``conv2``, ``conv_shortcut`` where the width changes), ``ins1_bias``, ``fc``,
+    ``fc_bias``."""
+    widths = shape.widths
+    keys = _conv("conv1", (widths[0], shape.in_channels, 3, 3), "stem")
+    index = 0
+    for stage in range(3):
+        for i in range(shape.blocks_per_stage):
+            c_in, c_out = (widths[stage] if i == 0 else widths[stage + 1]), widths[stage + 1]
+            name, ours = f"block{stage + 1}.layer.{i}", f"blocks.{index}"
+            keys += [ReferenceKey(f"{name}.ins1_bias.bias", (1, c_in, 1, 1), f"{ours}.bias1"),
+                     *_conv(f"{name}.conv1", (c_out, c_in, 3, 3), f"{ours}.conv1"),
+                     ReferenceKey(f"{name}.ins2_bias.bias", (1, c_out, 1, 1), f"{ours}.bias2"),
+                     *_conv(f"{name}.conv2", (c_out, c_out, 3, 3), f"{ours}.conv2")]
+            if c_in != c_out:
+                keys += _conv(f"{name}.conv_shortcut", (c_out, c_in, 1, 1), f"{ours}.shortcut")
+            index += 1
+    return keys + [ReferenceKey("ins1_bias.bias", (1, widths[3], 1, 1), "head_bias"),
+                   ReferenceKey("fc.linear.weight", (shape.num_classes, widths[3]), "fc.weight"),
+                   ReferenceKey("fc.linear_t.weight", (widths[3], shape.num_classes), None),
+                   ReferenceKey("fc_bias.bias", (1, shape.num_classes), "fc.bias")]
 
 
 def map_reference_state(state: object, layout: list[ReferenceKey], source: str) -> dict[str, Tensor]:

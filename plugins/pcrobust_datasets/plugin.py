@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pcrobust.hookspecs import hookimpl
 from pcrobust.registry import DatasetEntry, DatasetRegistrar
-from pcrobust_datasets import imagenet, mnist
+from pcrobust_datasets import cifar, imagenet, mnist
 
 
 @hookimpl
@@ -22,4 +22,11 @@ def pcrobust_register_datasets(registry: DatasetRegistrar) -> None:
         splits=imagenet.SPLITS,
         load=imagenet.load_foolbox_imagenet,
         read_folder=imagenet.read_imagenet_folder,
+    ))
+    registry.add(DatasetEntry(
+        name=cifar.NAME,
+        description="CIFAR-10's classes and 32 × 32 RGB preprocessing for your own images (--data DIR); none ship",
+        splits=cifar.SPLITS,
+        load=cifar.load_cifar10,
+        read_folder=cifar.read_cifar_folder,
     ))
