@@ -351,7 +351,11 @@ def models(plugin: str | None, as_json: bool) -> None:
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Checkpoint file to write.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random draw of the training.")
 @click.option("-o", "--option", "options", multiple=True, help="Training option KEY=VALUE.")
-def train(plugin: str, model: str | None, out: str, seed: int, options: tuple[str, ...]) -> None:
+@click.option("--algorithm", default=None,
+              help="Learning algorithm, for a model that offers several (the same as -o algorithm=NAME).")
+@click.option("--resume", is_flag=True, help="Continue the checkpoint at --out where its training stopped.")
+def train(plugin: str, model: str | None, out: str, seed: int, options: tuple[str, ...], algorithm: str | None,
+          resume: bool) -> None:
     """Train a model's weights as its plugin defines (reproduces shipped checkpoints)."""
     import torch
 
@@ -364,7 +368,8 @@ def train(plugin: str, model: str | None, out: str, seed: int, options: tuple[st
     if entry.train is None:
         raise PcrobustError(f"model {entry.name!r} of plugin {plugin!r} has no training recipe")
     with deterministic_algorithms(), torch.random.fork_rng(devices=[]):  # a trainer's seeding stays inside
-        path = entry.train(TrainingRequest(Path(out), seed, key_values(options), host.registries.datasets))
+        settings = {**key_values(options), **({"algorithm": algorithm} if algorithm is not None else {})}
+        path = entry.train(TrainingRequest(Path(out), seed, settings, host.registries.datasets, resume))
     click.echo(f"checkpoint written to {path}")
 
 

@@ -20,12 +20,14 @@ DEFAULT_BACKEND = "pcrobust"  # the attack's own implementation, AttackEntry.bui
 
 @dataclass(frozen=True)
 class TrainingRequest:
-    """What ``pcrobust train`` hands a model's trainer: where to write, the seed, options, the datasets."""
+    """What ``pcrobust train`` hands a model's trainer: where to write, the seed, options, the datasets, and
+    whether to continue the checkpoint already at ``out`` (``--resume``)."""
 
     out: Path
     seed: int
     options: Options
     datasets: DatasetRegistry
+    resume: bool = False
 
 
 @dataclass(frozen=True)
