@@ -21,6 +21,8 @@ from pcrobust_pcx.network import Architecture, Inference, PCClassifier
 from pcrobust_pcx.pcx_params import load_pcx_params
 from pcrobust_pcx.training import Recipe, train_batch
 
+pytest_plugins = ("pytester",)
+
 SMALL = Architecture(image_shape=(1, 4, 4), hidden=(6, 5), classes=3, activation="tanh", generative_weight=0.5)
 
 
@@ -262,3 +264,10 @@ def test_cli_evaluates_clean_noise_and_bim_per_inference_step_with_the_energy(cl
     assert "Measures the model reports" in (tmp_path / "r" / "report.html").read_text()
     digest = hashlib.sha256(mnist.shipped_weights().read_bytes()).hexdigest()
     assert digest in json.dumps(results["provenance"])
+
+
+def test_the_conformance_kit_passes_the_family(pytester):
+    recorder = pytester.inline_run("-p", "no:cacheprovider", "--pcrobust-conformance=pcx")
+    passed, _, failed = recorder.listoutcomes()
+    assert not failed and len(passed) >= 10
+    assert any("test_extras_have_their_shapes[pcx/mnist-pcx]" in report.nodeid for report in passed)
