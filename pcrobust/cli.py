@@ -353,7 +353,8 @@ def models(plugin: str | None, as_json: bool) -> None:
 @click.option("-o", "--option", "options", multiple=True, help="Training option KEY=VALUE.")
 @click.option("--algorithm", default=None,
               help="Learning algorithm, for a model that offers several (the same as -o algorithm=NAME).")
-@click.option("--resume", is_flag=True, help="Continue the checkpoint at --out where its training stopped.")
+@click.option("--resume", is_flag=True,
+              help="Continue the checkpoint at --out where its training stopped (for a trainer that can).")
 def train(plugin: str, model: str | None, out: str, seed: int, options: tuple[str, ...], algorithm: str | None,
           resume: bool) -> None:
     """Train a model's weights as its plugin defines (reproduces shipped checkpoints)."""

@@ -165,6 +165,23 @@ def test_training_is_deterministic_and_resuming_gives_the_same_file(tmp_path, mo
         mnist.train(TrainingRequest(other.out, 4, other.options, other.datasets, True))
 
 
+def test_cli_trains_with_the_named_algorithm_and_records_what_made_the_file(cli, tmp_path):
+    code, out, err = cli("train", "--plugin", "pcx", "--algorithm", "nn", "--seed", "5", "--out",
+                         str(tmp_path / "n.pt"), "-o", "epochs=1", "-o", "hidden=8", "-o", "steps=1",
+                         "-o", "batch_size=1000")
+    assert code == 0, err
+    metadata = torch.load(tmp_path / "n.pt", weights_only=True)["metadata"]
+    assert metadata["recipe"]["algorithm"] == "nn" and metadata["recipe"]["hidden"] == [8]
+    assert metadata["seed"] == 5 and metadata["dataset"] == "mnist-5k/train" and metadata["epochs_done"] == 1
+    assert metadata["torch"] == torch.__version__ and len(metadata["energy_per_epoch"]) == 1
+    code, _, err = cli("evaluate", "--plugin", "pcx", "--weights", str(tmp_path / "n.pt"), "--n-clean", "8",
+                       "--timesteps", "1", "--noise-sigmas", "", "--attack", "none", "--quiet",
+                       "--out", str(tmp_path / "r"))
+    assert code == 0, err
+    results = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert results["model"]["architecture"]["hidden"] == [8]
+
+
 def test_train_refuses_bad_options_in_one_line(cli, tmp_path):
     for args, message in ((["-o", "nope=1"], "unknown key 'nope'"), (["-o", "epochs=0"], "epochs"),
                           (["--algorithm", "bp"], "algorithm"), (["-o", "state_lr=fast"], "state_lr"),
