@@ -147,6 +147,8 @@ def predict_measures(model: TimestepModel, images: Tensor, timesteps: int, batch
                      desc: str = "measures", progress: bool = True) -> dict[str, Tensor]:
     """The measures a model declares (``measure_names``), each ``[T+1, N]`` float64 on the CPU."""
     parts: dict[str, list[Tensor]] = {name: [] for name in model.measure_names}
+    if not parts:
+        return {}
     for chunk in tqdm(images.split(batch_size), desc=desc, disable=not progress):
         measures = model.unroll(chunk.to(device), timesteps, errors=True).measures or {}
         for name, values in parts.items():

@@ -3,8 +3,12 @@ them, the conformance kit checks their shape and finiteness."""
 
 from __future__ import annotations
 
+import torch
+
+from pcrobust.engine import predict_measures
 from pcrobust.html_report import render_html
 from pcrobust.kinds.clean import Clean
+from pcrobust.models import TimestepModel, TimestepOutput
 from pcrobust.sections import Section, SectionOptions, Unit
 from pcrobust.summary import render_summary
 
@@ -100,3 +104,18 @@ def test_summary_and_report_show_the_measures_beside_accuracy():
     bare = document(None)
     assert "measure (mean)" not in render_summary(bare, None, width=100)
     assert "Measures the model reports" not in render_html(bare)
+
+
+def test_a_model_without_measures_is_not_unrolled_again_for_them():
+    calls: list[int] = []
+
+    class Plain(TimestepModel):
+        num_classes = 2
+        default_timesteps = 1
+
+        def unroll(self, x, timesteps, *, reconstructions=False, errors=True):
+            calls.append(len(x))
+            return TimestepOutput(x.new_zeros(timesteps + 1, len(x), 2))
+
+    assert predict_measures(Plain(), torch.rand(4, 1, 2, 2), 1, 2, torch.device("cpu"), progress=False) == {}
+    assert calls == []
