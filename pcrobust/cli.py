@@ -351,10 +351,15 @@ def models(plugin: str | None, as_json: bool) -> None:
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Checkpoint file to write.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random draw of the training.")
 @click.option("-o", "--option", "options", multiple=True, help="Training option KEY=VALUE.")
+@click.option("--algorithm", default=None,
+              help="Learning algorithm, for a model that offers several (the same as -o algorithm=NAME).")
 @click.option("--state-dir", type=click.Path(file_okay=False), default=None,
-              help="Folder for the resumable training state, written after every epoch.")
-@click.option("--resume", is_flag=True, help="Continue from the state in --state-dir.")
-def train(plugin: str, model: str | None, out: str, seed: int, options: tuple[str, ...], state_dir: str | None,
+              help="Folder for the resumable training state, written after every epoch (for a trainer that keeps one).")
+@click.option("--resume", is_flag=True,
+              help="Continue where the training stopped: from --state-dir, or from the checkpoint at --out for a "
+                   "trainer that keeps its state there.")
+def train(plugin: str, model: str | None, out: str, seed: int, options: tuple[str, ...], algorithm: str | None,
+          state_dir: str | None,
           resume: bool) -> None:
     """Train a model's weights as its plugin defines (reproduces shipped checkpoints)."""
     import torch
@@ -369,12 +374,12 @@ def train(plugin: str, model: str | None, out: str, seed: int, options: tuple[st
         raise PcrobustError(f"model {entry.name!r} of plugin {plugin!r} has no training recipe")
     if state_dir is not None and not entry.resumable:
         raise PcrobustError(f"model {entry.name!r} of plugin {plugin!r} cannot keep resumable training state")
-    if resume and state_dir is None:
+    if resume and state_dir is None and entry.resumable:
         raise PcrobustError("--resume needs --state-dir, the folder of the state to continue from")
     state = Path(state_dir) if state_dir is not None else None
     with deterministic_algorithms(), torch.random.fork_rng(devices=[]):  # a trainer's seeding stays inside
-        path = entry.train(TrainingRequest(Path(out), seed, key_values(options), host.registries.datasets,
-                                           state, resume))
+        settings = {**key_values(options), **({"algorithm": algorithm} if algorithm is not None else {})}
+        path = entry.train(TrainingRequest(Path(out), seed, settings, host.registries.datasets, state, resume))
     click.echo(f"checkpoint written to {path}")
 
 

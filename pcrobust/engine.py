@@ -17,6 +17,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from pcrobust.attacks import Adversarials, Attack, project
+from pcrobust.errors import PcrobustError
 from pcrobust.models import Readout, TimestepModel, select_readout
 from pcrobust.seeding import derived_seed, float_key, per_item_draws
 
@@ -139,6 +140,22 @@ def predict(model: TimestepModel, images: Tensor, timesteps: int, batch_size: in
     outputs = [full_precision(model(chunk.to(device), timesteps)).cpu()
                for chunk in tqdm(chunks, desc=desc, disable=not progress)]
     return torch.cat(outputs, dim=1)
+
+
+@torch.no_grad()
+def predict_measures(model: TimestepModel, images: Tensor, timesteps: int, batch_size: int, device: torch.device,
+                     desc: str = "measures", progress: bool = True) -> dict[str, Tensor]:
+    """The measures a model declares (``measure_names``), each ``[T+1, N]`` float64 on the CPU."""
+    parts: dict[str, list[Tensor]] = {name: [] for name in model.measure_names}
+    if not parts:
+        return {}
+    for chunk in tqdm(images.split(batch_size), desc=desc, disable=not progress):
+        measures = model.unroll(chunk.to(device), timesteps, errors=True).measures or {}
+        for name, values in parts.items():
+            if name not in measures:
+                raise PcrobustError(f"the model declares the measure {name!r} but its unroll does not return it")
+            values.append(measures[name].detach().double().cpu())
+    return {name: torch.cat(values, dim=1) for name, values in parts.items()}
 
 
 def standard_normal_per_image(shape: torch.Size, image_indices: Sequence[int], seed: int) -> Tensor:

@@ -411,6 +411,19 @@ def _measure_table(title: str, rows: list[tuple[str, list[Any], Any]], timesteps
     return f'<table class="measures"><caption>{_e(title)}</caption><tr><th></th>{head}</tr>{"".join(body)}</table>'
 
 
+def _measures_html(measures: dict[str, Any], timesteps: list[Any]) -> str:
+    """The model's measures (clean section): the mean over the images at each timestep."""
+    head = "".join(f"<th>t={_e(t)}</th>" for t in timesteps)
+    body = []
+    for name, item in measures.items():
+        values = as_list(as_dict(item).get("mean"))
+        cells = "".join(f"<td>{_e(f'{_at(values, t):.4g}') if is_number(_at(values, t)) else '–'}</td>"
+                        for t in range(len(timesteps)))
+        body.append(f"<tr><th>{_e(name)}</th>{cells}</tr>")
+    return (f'<h3>Measures the model reports</h3><table class="measures"><caption>mean over the images per '
+            f'timestep</caption><tr><th></th>{head}</tr>{"".join(body)}</table>')
+
+
 def _corruption_html(entry: dict[str, Any], timesteps: list[Any]) -> str:
     """A corruption section's CE, mCE and relative mCE per timestep, and how the images were corrupted."""
     from pcrobust.corruption_metrics import headline, per_corruption
@@ -478,6 +491,8 @@ def _entry_html(results: dict[str, Any], entry: dict[str, Any], stem: str, times
     parts.append(_spent_tables(entry, timesteps))
     if isinstance(entry.get("metrics"), dict):
         parts.append(_corruption_html(entry, timesteps))
+    if isinstance(entry.get("measures"), dict) and entry["measures"]:
+        parts.append(_measures_html(entry["measures"], timesteps))
     if any(isinstance(item.get("vs_t0"), dict) for item in series):
         stats = results.get("statistics") or {}
         parts.append(f'<p class="note">Highlighted, *: Holm-adjusted p &lt; {1 - level:.2g} '

@@ -20,11 +20,14 @@ class TimestepOutput:
 
     ``reconstruction_errors``: ``[T+1, L, B]`` per-sample reconstruction MSE per layer.
     ``reconstructions``: ``[T+1, B, C, H, W]`` the model's prediction of the image.
+    ``measures``: named per-sample scalars per timestep, each ``[T+1, B]`` and finite (an energy, say); the clean
+    section reports the mean of each per timestep.
     """
 
     logits: Tensor
     reconstruction_errors: Tensor | None = None
     reconstructions: Tensor | None = None
+    measures: dict[str, Tensor] | None = None
 
 
 class Normalization(nn.Module):
@@ -80,6 +83,8 @@ class TimestepModel(nn.Module, ABC):
     default_timesteps: int
     gradient_modes: tuple[str, ...] = ("exact",)
     gradient_mode: str = "exact"
+    measure_names: tuple[str, ...] = ()
+    """The ``TimestepOutput.measures`` that ``unroll(..., errors=True)`` returns; the clean section reports them."""
 
     @abstractmethod
     def unroll(self, x: Tensor, timesteps: int, *, reconstructions: bool = False,

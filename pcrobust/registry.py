@@ -22,7 +22,8 @@ DEFAULT_BACKEND = "pcrobust"  # the attack's own implementation, AttackEntry.bui
 class TrainingRequest:
     """What ``pcrobust train`` hands a model's trainer: where to write, the seed, options, the datasets.
 
-    ``state_dir``: where a resumable trainer keeps its state after every epoch; ``resume``: continue from it."""
+    ``state_dir``: where a resumable trainer keeps its state after every epoch; ``resume``: continue from it
+    (from ``out`` for a trainer that keeps its state in the checkpoint itself)."""
 
     out: Path
     seed: int

@@ -8,8 +8,8 @@ Per section: a heading (title, id, metric and its direction, n), then rows = ser
 each cell the value with 3 decimals. A ``*`` follows a value whose Holm-adjusted p against t = 0 is below
 ``1 - level`` (``statistics.level``, 0.95 when absent). Under each series a second row gives its confidence
 interval at t = 0 and at the last timestep. Then each series' one-line verdict, for an attack the model
-queries it spent per image, and for a section with checks (diagnostics) one line per check: pass or FAIL, its
-name and its reason. Documents without the
+queries it spent per image, for a section with checks (diagnostics) one line per check: pass or FAIL, its
+name and its reason, and for a section with the model's measures (clean) their means per timestep. Documents without the
 statistics fields (older files) get the values alone; a section without series shows its ``note``.
 """
 
@@ -154,6 +154,21 @@ def _checks(entry: dict[str, Any]) -> Table | None:
     return grid
 
 
+def _measures_table(measures: dict[str, Any], timesteps: list[Any]) -> Table | None:
+    """The model's measures (clean section): the mean over the images at each timestep."""
+    rows = [(str(name), as_list(as_dict(item).get("mean"))) for name, item in measures.items()]
+    if not rows:
+        return None
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 0, 0, 1), expand=False)
+    table.add_column("measure (mean)", justify="left", no_wrap=True)
+    for step in timesteps:
+        table.add_column(f"t={step}", justify="right", no_wrap=True)
+    for name, values in rows:
+        table.add_row(name, *(f"{_at(values, p):.4g}" if is_number(_at(values, p)) else "–"
+                              for p in range(len(timesteps))))
+    return table
+
+
 def _corruption_table(metrics: dict[str, Any], timesteps: list[Any], level: float) -> Table:
     """A corruption section's errors, mCE and relative mCE per timestep, with bootstrap intervals at the ends."""
     from pcrobust.corruption_metrics import headline
@@ -236,6 +251,9 @@ def render_summary(results: dict[str, Any], report_path: Path | None, width: int
                 console.print(lines)
         if isinstance(entry.get("metrics"), dict):
             console.print(_corruption_table(entry["metrics"], timesteps, level))
+        measures = _measures_table(entry["measures"], timesteps) if isinstance(entry.get("measures"), dict) else None
+        if measures is not None:
+            console.print(measures)
     console.print()
     for line in _footnote(results, level, tested, with_intervals):
         console.print(Text(line))

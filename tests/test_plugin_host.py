@@ -109,8 +109,8 @@ def test_unknown_names_list_what_exists():
     host = PluginHost()
     with pytest.raises(UnknownNameError, match="unknown plugin 'nope'; available: attacks, cnnf, datasets, .*predify"):
         host.model("nope", None)
-    expected = ("unknown model .pvgg.; available: custom, fmnist-cnnf, .*mnist-cnnf, mnist-pnet, pefficientnet-lite0, "
-                "pefficientnetb0")
+    expected = ("unknown model .pvgg.; available: custom, fmnist-cnnf, .*mnist-cnnf, mnist-pcx, mnist-pnet, "
+                "pefficientnet-lite0, pefficientnetb0")
     with pytest.raises(UnknownNameError, match=expected):
         host.model("predify", "pvgg")
     with pytest.raises(UnknownNameError, match="available: bim"):

@@ -278,8 +278,8 @@ def test_determinism(built: Built, kit: Kit) -> None:
 
 
 def test_extras_have_their_shapes(built: Built) -> None:
-    """Extras are ``None`` or ``[T+1, L, B]`` errors and ``[T+1, B, C, H, W]`` reconstructions; asking for them
-    does not change the logits."""
+    """Extras are ``None`` or ``[T+1, L, B]`` errors, ``[T+1, B, C, H, W]`` reconstructions and finite
+    ``[T+1, B]`` measures (every declared one present); asking for them does not change the logits."""
     with torch.no_grad():
         output = built.model.unroll(built.images, built.timesteps, reconstructions=True, errors=True)
         lean = built.model.unroll(built.images, built.timesteps, errors=False)
@@ -295,6 +295,14 @@ def test_extras_have_their_shapes(built: Built) -> None:
         expected = (steps, *built.images.shape)
         assert tuple(output.reconstructions.shape) == expected, (
             f"reconstructions {list(output.reconstructions.shape)}, expected [T+1, B, C, H, W] = {list(expected)}")
+    declared = tuple(built.model.measure_names)
+    measures = output.measures or {}
+    assert set(declared) <= set(measures), (
+        f"measures {sorted(measures)} lack the declared {sorted(set(declared) - set(measures))}")
+    for name, values in measures.items():
+        assert tuple(values.shape) == (steps, batch), (
+            f"measure {name!r} {list(values.shape)}, expected [T+1, B] = [{steps}, {batch}]")
+        assert bool(torch.isfinite(values).all()), f"measure {name!r} is not finite"
 
 
 # --- attacks --------------------------------------------------------------------------------------------------

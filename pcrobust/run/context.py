@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from pcrobust.datasets import LabeledImages
-from pcrobust.engine import predict
+from pcrobust.engine import predict, predict_measures
 from pcrobust.models import TimestepModel
 from pcrobust.specs import RunSpec
 
@@ -35,6 +35,7 @@ class RunContext:
     _clean: dict[int, Tensor] = field(default_factory=dict, repr=False)
     surrogates: dict[str, tuple[TimestepModel, int]] = field(default_factory=dict, repr=False)
     """Surrogate models of attack sections (with their timesteps), built once per surrogate table."""
+    _measures: dict[int, dict[str, Tensor]] = field(default_factory=dict, repr=False)
 
     @property
     def seed(self) -> int:
@@ -58,6 +59,14 @@ class RunContext:
             indices = self.chunks()[chunk]
             self._clean[chunk] = self.logits(self.data.images[indices], f"clean chunk {chunk}")
         return self._clean[chunk]
+
+    def clean_measures(self, chunk: int) -> dict[str, Tensor]:
+        """The model's measures ``[T+1, n]`` on the evaluated chunk number ``chunk`` (none for most models)."""
+        if chunk not in self._measures:
+            indices = self.chunks()[chunk]
+            self._measures[chunk] = predict_measures(self.model, self.data.images[indices], self.timesteps,
+                                                     self.batch_size, self.device, f"measures chunk {chunk}", False)
+        return self._measures[chunk]
 
     def clean_logits_of(self, indices: Sequence[int]) -> Tensor:
         """Clean logits ``[T+1, n, K]`` of evaluated images given by dataset index (from their chunks)."""
