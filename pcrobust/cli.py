@@ -112,6 +112,8 @@ def plan_options(command: Any) -> Any:
         click.option("--timesteps", type=int, help=field_help(RunSpec, "timesteps")),
         click.option("--device", help=field_help(RunSpec, "device")),
         click.option("--precision", help=field_help(RunSpec, "precision")),
+        click.option("--checkpoint-timesteps", is_flag=True, default=None,
+                     help=field_help(RunSpec, "checkpoint_timesteps")),
         click.option("--batch-size", type=int, help=field_help(RunSpec, "batch_size")),
         click.option("--images-per-unit", type=int, help=field_help(RunSpec, "images_per_unit")),
         click.option("--level", type=float, help=field_help(RunSpec, "level")),

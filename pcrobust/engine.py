@@ -62,7 +62,8 @@ class AttackOutcome:
 
 class CopyLogits:
     """The :class:`~pcrobust.attacks.LogitsFn` of one chunk of copies: ``readout(z, copies)`` answers, and
-    every evaluated row counts as one query of its copy (in ``queries``, one per copy of the chunk).
+    every evaluated row counts as one query of its copy (in ``queries``, one per copy of the chunk, kept on the
+    chunk's device so that counting never waits for the device).
 
     Rows given without ``copies`` are copy ``i`` for row ``i``; a call with another number of rows and no
     ``copies`` (a library that splits batches as it likes) is allowed only where every copy reads the same
@@ -74,7 +75,7 @@ class CopyLogits:
         self._uniform = uniform
         self._all = torch.arange(copies, device=device)
         self._rows = self._all
-        self.queries = torch.zeros(copies, dtype=torch.float64)
+        self.queries = torch.zeros(copies, dtype=torch.float64, device=device)
 
     def among(self, rows: Tensor) -> CopyLogits:
         """The same function for the copies ``rows`` alone (row ``j`` of a call is copy ``rows[j]``),
@@ -89,12 +90,12 @@ class CopyLogits:
         elif len(z) == len(self._rows):
             chosen = self._rows
         elif self._uniform:
-            self.queries[self._rows.cpu()] += len(z) / len(self._rows)
+            self.queries[self._rows] += len(z) / len(self._rows)
             return self._readout(z, self._rows[:1].expand(len(z)))
         else:
             raise ValueError(f"{len(z)} rows for {len(self._rows)} copies that read different timesteps: "
                              "pass copies")
-        self.queries.index_add_(0, chosen.cpu(), torch.ones(len(chosen), dtype=torch.float64))
+        self.queries.index_add_(0, chosen, torch.ones(len(chosen), dtype=torch.float64, device=chosen.device))
         return self._readout(z, chosen)
 
     def uncounted(self, z: Tensor) -> Tensor:

@@ -58,6 +58,10 @@ def resolve(host: PluginHost, plan: Plan, progress: bool = True, ranks: Ranks | 
             model.set_gradient_mode(plan.model.gradient_mode)
         except ValueError as exc:
             raise PcrobustError(str(exc)) from None
+    try:
+        model.set_checkpointing(plan.run.checkpoint_timesteps)
+    except ValueError as exc:
+        raise PcrobustError(f"run.checkpoint_timesteps: {exc}") from None
     if plan.data.path is not None:
         assert dataset_entry.read_folder is not None
         data = dataset_entry.read_folder(Path(plan.data.path))
@@ -99,6 +103,7 @@ def facts(host: PluginHost, plan: Plan, context: RunContext) -> dict[str, Any]:
             "data_seed": plan.data.seed,
             "gradient_mode": model.gradient_mode,
             "precision": plan.run.precision,
+            "checkpoint_timesteps": plan.run.checkpoint_timesteps,
             "weights": {str(path.name): sha256_of(path) for path in entry.weight_files(weights, plan.model_options())},
         },
     }

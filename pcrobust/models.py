@@ -85,6 +85,8 @@ class TimestepModel(nn.Module, ABC):
     gradient_mode: str = "exact"
     measure_names: tuple[str, ...] = ()
     """The ``TimestepOutput.measures`` that ``unroll(..., errors=True)`` returns; the clean section reports them."""
+    supports_checkpointing: bool = False
+    checkpoint_timesteps: bool = False
 
     @abstractmethod
     def unroll(self, x: Tensor, timesteps: int, *, reconstructions: bool = False,
@@ -103,6 +105,13 @@ class TimestepModel(nn.Module, ABC):
         if mode not in self.gradient_modes:
             raise ValueError(f"gradient mode {mode!r} not offered; choose from {', '.join(self.gradient_modes)}")
         self.gradient_mode = mode
+
+    def set_checkpointing(self, enabled: bool) -> None:
+        """Recompute each timestep's activations in the backward pass instead of keeping them (exact gradients,
+        memory of one timestep); only a model that ``supports_checkpointing`` can turn it on."""
+        if enabled and not self.supports_checkpointing:
+            raise ValueError(f"{type(self).__name__} does not support activation checkpointing per timestep")
+        self.checkpoint_timesteps = enabled
 
     def describe(self) -> dict[str, Any]:
         """Facts about the model that results must record (hyperparameters, normalisation, ...)."""

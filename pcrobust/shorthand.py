@@ -22,6 +22,7 @@ PLAN_FLAGS: dict[str, tuple[str, str]] = {
     "n_clean": ("data", "n"), "timesteps": ("run", "timesteps"), "device": ("run", "device"),
     "batch_size": ("run", "batch_size"), "images_per_unit": ("run", "images_per_unit"), "level": ("run", "level"),
     "precision": ("run", "precision"),
+    "checkpoint_timesteps": ("run", "checkpoint_timesteps"),
 }
 # flag name → key of the attack section
 ATTACK_FLAGS: dict[str, str] = {

@@ -47,6 +47,9 @@ class RunSpec(Schema):
     device: Device = Field("auto", description="auto, cpu or cuda")
     precision: Precision = Field("float32", description="float32, or bf16 (autocast of the model's convolutions "
                                                         "and matrix products, in every section and attack)")
+    checkpoint_timesteps: bool = Field(False, description="recompute each timestep's activations in the backward "
+                                       "pass instead of keeping them: exact gradients through long unrolls in "
+                                       "the memory of about one timestep, for more compute (models that support it)")
     batch_size: int = Field(500, ge=1, description="inputs per forward call")
     images_per_unit: int = Field(500, ge=1, description="images per stored unit of work")
     seed: int = Field(0, ge=0, description="seed of every random draw (noise, random starts, targets)")

@@ -87,14 +87,16 @@ class SPSA(Attack):
         def loss_fn(z: Tensor, rows: Tensor) -> Tensor:
             return margin_loss(logits_fn(z, rows), labels[rows], targeted)
 
+        rows, running = torch.arange(len(x), device=x.device), list(range(len(x)))
         for step in range(opts.steps):
-            rows = active.nonzero().squeeze(1)
-            if opts.early_stop_margin is not None:
+            if opts.early_stop_margin is not None:  # which copies still run is data: one host synchronisation
+                rows = active.nonzero().squeeze(1)
                 active[rows] = loss_fn(x_adv[rows], rows) >= opts.early_stop_margin
                 rows = active.nonzero().squeeze(1)
                 if not len(rows):
                     break
-            directions = rademacher(x.shape[1:], [derived_seed(seeds[r], step) for r in rows.tolist()], opts.samples)
+                running = rows.tolist()
+            directions = rademacher(x.shape[1:], [derived_seed(seeds[r], step) for r in running], opts.samples)
             gradient = estimate_gradient(partial(loss_fn, rows=rows), x_adv[rows], directions, opts.delta)
             first[rows] = beta1 * first[rows] + (1 - beta1) * gradient
             second[rows] = beta2 * second[rows] + (1 - beta2) * gradient ** 2

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import numpy as np
 from pydantic import Field
 
-from pcrobust import corrupt
+from pcrobust import corrupt, corrupt_torch
 from pcrobust.corrupt_cifar import CIFAR_TABLE, NOT_OFFERED
 from pcrobust.corruption_metrics import ALEXNET_SOURCE, RESAMPLES, alexnet_applies, corruption_summary
 from pcrobust.errors import PcrobustError
@@ -39,6 +39,9 @@ class CorruptionOptions(SectionOptions):
     strength: corrupt.Strength = Field("imagenet", description="parameter table: imagenet (the package's ImageNet-C "
                                        "parameters) or cifar (CIFAR-10-C's, milder, for small images)")
     n: int | None = Field(None, ge=1, description="images corrupted: the first n evaluated (default: all)")
+    backend: Literal["library", "torch"] = Field("library", description="library (imagecorruptions, per image on "
+                                                 "the CPU) or torch (batched on the run's device; noise matched in "
+                                                 "distribution, not draw for draw)")
 
 
 def _options(section: Section) -> CorruptionOptions:
@@ -76,6 +79,10 @@ class Corruption(SectionKind):
         if options.strength == "cifar" and missing:
             raise PcrobustError(f"strength 'cifar' does not offer {', '.join(missing)}; it offers "
                                 f"{', '.join(CIFAR_TABLE)}")
+        if options.backend == "torch":
+            if options.strength != "imagenet":
+                raise PcrobustError("backend 'torch' takes strength 'imagenet' only")
+            corrupt_torch.check_offered(names_of(options))
         return options.model_copy(update={"severities": tuple(sorted(set(options.severities)))})
 
     def check(self, options: SectionOptions, context: RunContext) -> None:
@@ -94,9 +101,13 @@ class Corruption(SectionKind):
     def run_unit(self, section: Section, unit: Unit, context: RunContext) -> dict[str, Any]:
         indices = list(unit.indices)
         name, severity = str(unit.params["corruption"]), int(unit.params["severity"])
-        corrupted = corrupt.corrupt_images(context.data.images[indices], name, severity,
-                                           image_seeds(context.seed, name, severity, indices),
-                                           _options(section).strength)
+        seeds = image_seeds(context.seed, name, severity, indices)
+        if _options(section).backend == "torch":
+            corrupted = corrupt_torch.corrupt_batch(context.data.images[indices].to(context.device), name, severity,
+                                                    seeds)
+        else:
+            corrupted = corrupt.corrupt_images(context.data.images[indices], name, severity, seeds,
+                                               _options(section).strength)
         labels = context.data.labels[indices]
         return {"indices": indices, "correct": correct_per_image(context.logits(corrupted, unit.key), labels),
                 "clean": correct_per_image(context.clean_logits_of(indices), labels),
@@ -128,11 +139,14 @@ class Corruption(SectionKind):
             "strength": options.strength, "strength_table": STRENGTHS[options.strength],
             "library": {"name": corrupt.DISTRIBUTION, "version": corrupt.library_version()},
             "handling": corrupt.HANDLING,
+            "backend": options.backend,
             "alexnet_normalisation": ALEXNET_SOURCE if alexnet else
             "not applied: AlexNet's errors are a reference for 224×224 RGB ImageNet images with 1000 classes only",
             "bootstrap": {"over": "images", "resamples": RESAMPLES, "seed": int(facts["seed"]),
                           "level": float(facts["level"]), "method": "percentile"},
         }
+        if options.backend == "torch":
+            fields["backend_tolerance"] = corrupt_torch.TOLERANCE
         if options.strength == "cifar":
             fields["strength_parameters"] = {name: list(CIFAR_TABLE[name]) for name in names}
         if len(clean):

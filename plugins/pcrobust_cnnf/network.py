@@ -8,6 +8,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from pcrobust.models import Normalization, TimestepModel, TimestepOutput
 from pcrobust_cnnf.layers import PoolChoice, ada_pool, ada_relu, ins_norm, unpool
@@ -106,6 +107,7 @@ class CNNF(TimestepModel):
     updates h and every adaptive layer online with step η (Eq. 6–7)."""
 
     gradient_modes = tuple(GRADIENT_MODES)
+    supports_checkpointing = True
 
     def __init__(self, architecture: Architecture, *, eta: float = 0.1, default_timesteps: int = 2,
                  gradient_mode: str = "exact") -> None:
@@ -223,13 +225,23 @@ class CNNF(TimestepModel):
         h = self.encode(x)
         passes = [self.ascend(h, None)]
         feedback: list[Feedback] = []
-        for t in range(iterations + int(final_feedback)):
+        checkpointed = self.checkpoint_timesteps and torch.is_grad_enabled()
+        for _ in range(iterations):
+            if checkpointed:
+                h, step, sent = checkpoint(self._iteration, h, passes[-1], use_reentrant=False)
+            else:
+                h, step, sent = self._iteration(h, passes[-1])
+            feedback.append(sent)
+            passes.append(step)
+        if final_feedback:
             feedback.append(self.descend(passes[-1]))
-            if t == iterations:
-                break
-            h = h + self.eta * (feedback[-1].pre[self.first] - h)  # Eq. 6
-            passes.append(self.ascend(h, feedback[-1]))
         return Trace(passes, feedback)
+
+    def _iteration(self, h: Tensor, previous: Pass) -> tuple[Tensor, Pass, Feedback]:
+        """One feedback round: the feedback of ``previous``, the updated h (Eq. 6) and the pass from it."""
+        sent = self.descend(previous)
+        h = h + self.eta * (sent.pre[self.first] - h)  # Eq. 6
+        return h, self.ascend(h, sent), sent
 
     def unroll(self, x: Tensor, timesteps: int, *, reconstructions: bool = False,
                errors: bool = True) -> TimestepOutput:

@@ -9,12 +9,14 @@ from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from pcrobust.errors import PcrobustError
 from pcrobust.models import Normalization, TimestepModel, TimestepOutput
 from pcrobust_predify.pcoder import PCoder
 
 _PATH = re.compile(r"^(\w+|\[\d+\])(\.\w+|\[\d+\])*$")
+_States = tuple[list[Tensor | None], list[Tensor | None], list[Tensor | None]]  # reps, predictions, ∇ε per layer
 
 
 def resolve_module(root: nn.Module, path: str) -> nn.Module:
@@ -29,17 +31,18 @@ def resolve_module(root: nn.Module, path: str) -> nn.Module:
 
 
 @dataclass
-class _UnrollState:
-    """The dynamics of one call; it lives only as long as that call."""
+class _StepState:
+    """The dynamics during one timestep's backbone pass: built from the previous timestep's states, so the pass
+    is a pure function of its inputs (and can be recomputed for activation checkpointing)."""
 
+    t: int
     timesteps: int
     image: Tensor
     predict_last: bool  # the last timestep's predictions feed only the extras (errors, reconstructions)
-    t: int = 0
+    reps: list[Tensor | None]
+    predictions: list[Tensor | None]
+    gradients: list[Tensor | None]
     visited: int = 0
-    reps: list[Tensor | None] = field(default_factory=list)
-    predictions: list[Tensor | None] = field(default_factory=list)
-    gradients: list[Tensor | None] = field(default_factory=list)
     errors: list[Tensor] = field(default_factory=list)
 
 
@@ -47,6 +50,7 @@ class PredifyNet(TimestepModel):
     """Eq. 1–2 of Predify over ``backbone``; t = 0 returns the backbone's own logits exactly."""
 
     gradient_modes = ("exact", "detached")
+    supports_checkpointing = True
 
     def __init__(self, backbone: nn.Module, layer_paths: Sequence[str], pcoders: Sequence[PCoder],
                  normalization: Normalization, num_classes: int, default_timesteps: int,
@@ -72,31 +76,49 @@ class PredifyNet(TimestepModel):
             raise ValueError(f"timesteps must be non-negative, got {timesteps}")
         image = self.normalization(x)
         n = len(self.pcoders)
-        state = _UnrollState(timesteps, image, errors or reconstructions, reps=[None] * n, predictions=[None] * n,
-                             gradients=[None] * n)
-        handles = [layer.register_forward_hook(self._hook(i, state)) for i, layer in enumerate(self._layers)]
+        states: _States = ([None] * n, [None] * n, [None] * n)
+        predict_last = errors or reconstructions
+        checkpointed = self.checkpoint_timesteps and torch.is_grad_enabled()
         logits: list[Tensor] = []
         recons: list[Tensor] = []
+        per_step: list[Tensor] = []
+        for t in range(timesteps + 1):
+            if checkpointed:
+                out, states, step_errors = checkpoint(self._timestep, t, timesteps, predict_last, image, states,
+                                                      use_reentrant=False)
+            else:
+                out, states, step_errors = self._timestep(t, timesteps, predict_last, image, states)
+            logits.append(out)
+            per_step.extend(step_errors)
+            if reconstructions:
+                recons.append(states[1][0])  # type: ignore[arg-type]  # set by the first hook
+        per_layer = torch.stack(per_step).view(timesteps + 1, n, -1) if errors else None  # appended t by t
+        return TimestepOutput(torch.stack(logits), per_layer, torch.stack(recons) if reconstructions else None)
+
+    def _timestep(self, t: int, timesteps: int, predict_last: bool, image: Tensor, states: _States
+                  ) -> tuple[Tensor, _States, list[Tensor]]:
+        """One backbone pass at timestep ``t`` from the previous (reps, predictions, error gradients): its logits,
+        the new states and the per-layer errors. The hooks live only during the pass, so a recomputation in the
+        backward pass (checkpointing) runs the same dynamics from the same inputs."""
+        n = len(self.pcoders)
+        reps, predictions, gradients = states
+        state = _StepState(t, timesteps, image, predict_last, list(reps), list(predictions), list(gradients))
+        handles = [layer.register_forward_hook(self._hook(i, state)) for i, layer in enumerate(self._layers)]
         try:
-            for t in range(timesteps + 1):
-                state.t, state.visited = t, 0
-                logits.append(self.backbone(image))
-                if state.visited != n:
-                    raise RuntimeError(f"only {state.visited} of {n} pcoder layers ran in the backbone's forward")
-                if reconstructions:
-                    recons.append(state.predictions[0])  # type: ignore[arg-type]  # set by the first hook
+            out = self.backbone(image)
         finally:
             for handle in handles:
                 handle.remove()
-        per_layer = torch.stack(state.errors).view(timesteps + 1, n, -1) if errors else None  # appended t by t
-        return TimestepOutput(torch.stack(logits), per_layer, torch.stack(recons) if reconstructions else None)
+        if state.visited != n:
+            raise RuntimeError(f"only {state.visited} of {n} pcoder layers ran in the backbone's forward")
+        return out, (state.reps, state.predictions, state.gradients), state.errors
 
     @property
     def pcoder_list(self) -> list[PCoder]:
         """The pcoders, bottom to top, typed."""
         return cast(list[PCoder], list(self.pcoders))
 
-    def _hook(self, index: int, state: _UnrollState) -> Any:
+    def _hook(self, index: int, state: _StepState) -> Any:
         pcoder = self.pcoder_list[index]
         top = index == len(self.pcoders) - 1
 

@@ -23,6 +23,10 @@ class Hyperparameters:
             raise ValueError(f"need 0 ≤ β + λ ≤ 1, got β + λ = {self.beta + self.lam:g}")
 
 
+def _kept(tensor: Tensor) -> Tensor:
+    return tensor
+
+
 @dataclass(frozen=True)
 class Prediction:
     """What a pcoder computes from its representation at one timestep."""
@@ -70,11 +74,14 @@ class PCoder(nn.Module):
         with torch.enable_grad():
             tracked = outer_grad and rep.requires_grad
             source = rep if tracked else rep.detach().requires_grad_(True)
-            prediction = self.predictor(source)
-            if prediction.shape != target.shape:
-                raise RuntimeError(f"predictor output {tuple(prediction.shape)} does not match its target "
-                                   f"{tuple(target.shape)}")
-            error = (prediction - target).pow(2).flatten(1).mean(1)
+            # ∇ε is taken inside the forward pass: what it reads is kept as is, never deferred to a recomputation
+            # (under activation checkpointing that would rerun the whole timestep from within itself)
+            with torch.autograd.graph.saved_tensors_hooks(_kept, _kept):
+                prediction = self.predictor(source)
+                if prediction.shape != target.shape:
+                    raise RuntimeError(f"predictor output {tuple(prediction.shape)} does not match its target "
+                                       f"{tuple(target.shape)}")
+                error = (prediction - target).pow(2).flatten(1).mean(1)
             gradient = None
             if need_gradient:
                 (gradient,) = torch.autograd.grad(error.sum(), source, create_graph=exact and tracked,
