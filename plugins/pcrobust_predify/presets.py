@@ -13,6 +13,8 @@ PRESETS = {
                            "every timestep) on the digit network",
     "predify-lite0-cpu": "PEfficientNet-Lite0 on the 20 bundled ImageNet images, a reduced CPU budget: clean, "
                          "Gaussian noise at the paper's σ, targeted BIM at every timestep",
+    "predify-lite0-corruptions-cpu": "PEfficientNet-Lite0 on the 20 bundled ImageNet images under the 19 ImageNet-C "
+                                     "corruptions at severities 1, 3, 5 (T = 3): CE, AlexNet-normalised mCE",
 }
 
 
