@@ -209,3 +209,13 @@ def test_bad_corrupted_data_is_one_line_and_exit_2(cli, tmp_path: Path, folders,
     code, err = evaluate(cli, tmp_path / "run", *args, "--severities", "1,5", "--corrupted-data", str(rendered))
     assert code == 2, err
     assert len(err.strip().splitlines()) == 1 and message in err, err
+
+
+def test_corruption_flags_need_corruptions(cli, tmp_path: Path):
+    for flag, value in (("--corrupted-data", str(tmp_path)), ("--corruption-workers", "2")):
+        code, _, err = cli("plan", "--plugin", "predify", flag, value)
+        assert code == 2 and err.strip() == f"pcrobust: error: {flag} needs --corruptions (names, or all)"
+    code, out, err = cli("plan", "--plugin", "predify", "--corruptions", "fog", "--corruption-workers", "0",
+                         "--corrupted-data", str(tmp_path))
+    assert code == 0, err
+    assert f'path = "{tmp_path}"' in out and "workers = 0" in out
