@@ -126,6 +126,10 @@ def plan_options(command: Any) -> Any:
         click.option("--corruption-strength", help="corruption parameters: imagenet (the ImageNet-C table at every "
                                                    "size) or cifar (CIFAR-10-C's, for 32 px images) "
                                                    "[default: imagenet]"),
+        click.option("--corrupted-data", metavar="DIR", help="score pre-rendered corrupted images instead of "
+                                                             "corrupting: ImageNet-C folders or CIFAR-10-C arrays"),
+        click.option("--corruption-workers", type=int, help="worker processes that corrupt while the model scores "
+                                                            "(0: none) [default: CPU count − 1, at most 4]"),
         click.option("--attack", help="attack of the attack section, or 'none' [default: bim]"),
         click.option("--attacks", help="several attacks, comma-separated (e.g. bim,rpgd,hsj,spsa,transfer): one "
                                        "section each at its default budget; transfer is BIM crafted on the model's "

@@ -35,6 +35,8 @@ HANDLING = {
                  "with the ITU-R BT.601 luma weights 0.299, 0.587, 0.114",
     "small_images": f"images under {MIN_SIZE} px on a side are padded symmetrically (mirrored) to {MIN_SIZE} px, "
                     "corrupted, and cropped back to their own size",
+    "spatter": "where the library's liquid layer is empty it divides 0 by 0 and returns NaN (a black image "
+               "after its uint8 cast); the image without liquid is used instead, and the images are recorded",
     "seeding": "numpy's global generator is seeded per image from (run seed, dataset index, corruption, "
                "severity) for the call and restored after it; glass_blur and impulse_noise get the same seed as "
                "an argument",
@@ -66,7 +68,7 @@ def seeded_global_numpy(seed: int) -> Iterator[None]:
         np.random.set_state(saved)
 
 
-def _to_uint8_rgb(image: Tensor) -> np.ndarray:
+def to_library_array(image: Tensor) -> np.ndarray:
     """``[C, H, W]`` in [0, 1] → uint8 ``[H', W', 3]``, grey replicated, padded to the library's minimum size."""
     array = np.rint(image.detach().cpu().double().clamp(0, 1).numpy() * 255).astype(np.uint8).transpose(1, 2, 0)
     if array.shape[2] == 1:
@@ -78,8 +80,8 @@ def _to_uint8_rgb(image: Tensor) -> np.ndarray:
     return array
 
 
-def _from_uint8_rgb(array: np.ndarray, like: Tensor) -> Tensor:
-    """The inverse of :func:`_to_uint8_rgb`: crop the padding, back to grey if ``like`` has one channel."""
+def from_library_array(array: np.ndarray, like: Tensor) -> Tensor:
+    """The inverse of :func:`to_library_array`: crop the padding, back to grey if ``like`` has one channel."""
     channels, height, width = like.shape
     top, left = (array.shape[0] - height) // 2, (array.shape[1] - width) // 2
     pixels = array[top:top + height, left:left + width].astype(np.float64) / 255.0
@@ -88,21 +90,41 @@ def _from_uint8_rgb(array: np.ndarray, like: Tensor) -> Tensor:
     return torch.from_numpy(pixels.transpose(2, 0, 1).copy()).to(like.dtype)
 
 
-def corrupt_image(image: Tensor, name: str, severity: int, seed: int, strength: Strength = "imagenet") -> Tensor:
-    """One ``[C, H, W]`` image in [0, 1] (C = 1 or 3) corrupted by ``name`` at ``severity``, from ``seed``, with
-    the package's ImageNet-C parameters or (``cifar``) the CIFAR-10-C ones."""
-    array = _to_uint8_rgb(image)
+def spatter_without_liquid(array: np.ndarray) -> np.ndarray:
+    """What ``spatter`` gives when its liquid layer is empty: the image through the library's float32 round trip.
+
+    The library then divides the (all-zero) layer by its maximum, 0 / 0, so its output is NaN everywhere and
+    its uint8 cast turns the image black; the intended output adds no liquid."""
+    return (np.clip(array.astype(np.float32) / 255.0, 0, 1) * 255).astype(np.uint8)
+
+
+def corrupt_array(array: np.ndarray, name: str, severity: int, seed: int,
+                  strength: Strength = "imagenet") -> tuple[np.ndarray, bool]:
+    """One uint8 H×W×3 image corrupted by ``name`` at ``severity``, from ``seed``, and whether the library
+    returned NaN so the fixed output (``spatter`` without liquid) was used. numpy only, so it runs in workers."""
     if strength == "cifar":
         from pcrobust.corrupt_cifar import corrupt_cifar
 
-        return _from_uint8_rgb(corrupt_cifar(array, name, severity, int(seed)), image)
-    from imagecorruptions import corrupt
+        return corrupt_cifar(array, name, severity, int(seed)), False
+    from imagecorruptions import corruption_dict
+    from PIL import Image
 
     seed32 = int(seed) & 0xFFFFFFFF
     kwargs: dict[str, Any] = {"seed": seed32} if name in SEEDED_BY_ARGUMENT else {}
-    with seeded_global_numpy(seed32):
-        out = corrupt(array, severity=severity, corruption_name=name, **kwargs)
-    return _from_uint8_rgb(np.asarray(out), image)
+    with seeded_global_numpy(seed32), np.errstate(invalid="ignore"):  # spatter's 0 / 0 is handled below
+        raw = np.asarray(corruption_dict[name](Image.fromarray(array), severity, **kwargs))
+    if raw.dtype.kind == "f" and bool(np.isnan(raw).any()):
+        if name != "spatter":
+            raise PcrobustError(f"{name} severity {severity} returned NaN (seed {seed32})")
+        return spatter_without_liquid(array), True
+    return raw.astype(np.uint8), False
+
+
+def corrupt_image(image: Tensor, name: str, severity: int, seed: int, strength: Strength = "imagenet") -> Tensor:
+    """One ``[C, H, W]`` image in [0, 1] (C = 1 or 3) corrupted by ``name`` at ``severity``, from ``seed``, with
+    the package's ImageNet-C parameters or (``cifar``) the CIFAR-10-C ones."""
+    out, _ = corrupt_array(to_library_array(image), name, severity, seed, strength)
+    return from_library_array(out, image)
 
 
 def corrupt_images(images: Tensor, name: str, severity: int, seeds: Sequence[int],

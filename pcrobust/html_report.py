@@ -137,6 +137,7 @@ def warnings(results: dict[str, Any]) -> list[str]:
     unqualified: list[str] = []
     for entry in plots.entries(results):
         name = _entry_name(entry)
+        found.extend(f"{name}: {warning}" for warning in as_list(entry.get("warnings")))
         series = as_list(entry.get("series"))
         if not series:
             found.append(f"{name}: no series in this section")

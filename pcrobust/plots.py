@@ -143,7 +143,7 @@ def _title(entry: dict[str, Any], model: str | None, suffix: str = "") -> str:
     return f"{head}{suffix}\n({', '.join(details)})"
 
 
-INTERVAL_NAMES = {"wilson": "Wilson", "clopper-pearson": "Clopper–Pearson"}
+INTERVAL_NAMES = {"wilson": "Wilson", "clopper-pearson": "Clopper–Pearson", "bootstrap": "percentile bootstrap"}
 
 
 def interval_name(results: dict[str, Any]) -> str:

@@ -125,8 +125,11 @@ def severity_list(value: str) -> list[int]:
 def corruption_section(flags: Mapping[str, Any]) -> dict[str, Any] | None:
     """The corruption section of ``--corruptions`` (names or ``all``) and ``--severities``, if given."""
     names, severities, strength = flags.get("corruptions"), flags.get("severities"), flags.get("corruption_strength")
+    rendered, workers = flags.get("corrupted_data"), flags.get("corruption_workers")
     if names is None:
-        given = "--severities" if severities is not None else "--corruption-strength" if strength is not None else ""
+        given = next((flag for flag, value in (("--severities", severities), ("--corruption-strength", strength),
+                                               ("--corrupted-data", rendered), ("--corruption-workers", workers))
+                      if value is not None), "")
         if given:
             raise PcrobustError(f"{given} needs --corruptions (names, or all)")
         return None
@@ -138,6 +141,10 @@ def corruption_section(flags: Mapping[str, Any]) -> dict[str, Any] | None:
         section["severities"] = severity_list(severities)
     if strength is not None:
         section["strength"] = strength
+    if rendered is not None:
+        section["path"] = rendered
+    if workers is not None:
+        section["workers"] = workers
     return section
 
 
@@ -160,6 +167,6 @@ def _attack_names(flags: Mapping[str, Any]) -> list[str]:
 def given_plan_flags(flags: Mapping[str, Any]) -> list[str]:
     """The plan-building flags that were given (they conflict with ``--plan``/``--preset``)."""
     names = [*PLAN_FLAGS, *ATTACK_FLAGS, *ATTACK_OPTION_FLAGS, "seed", "noise_sigmas", "corruptions", "severities",
-             "corruption_strength", "attack", "attacks", "diagnostics"]
+             "corruption_strength", "corrupted_data", "corruption_workers", "attack", "attacks", "diagnostics"]
     given = [f"--{name.replace('_', '-')}" for name in names if flags.get(name) is not None]
     return given + (["--option"] if flags.get("model_options") else [])

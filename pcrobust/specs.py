@@ -18,7 +18,7 @@ def option_strings(options: ModelOptions) -> dict[str, str]:
     """Model options as the strings a model's ``build`` receives (``true``/``false`` for booleans)."""
     return {key: str(value).lower() if isinstance(value, bool) else str(value) for key, value in options.items()}
 
-IntervalMethod = Literal["wilson", "clopper-pearson"]
+IntervalMethod = Literal["wilson", "clopper-pearson", "bootstrap"]
 Precision = Literal["float32", "bf16"]
 
 
@@ -54,4 +54,5 @@ class RunSpec(Schema):
     images_per_unit: int = Field(500, ge=1, description="images per stored unit of work")
     seed: int = Field(0, ge=0, description="seed of every random draw (noise, random starts, targets)")
     level: float = Field(0.95, gt=0, lt=1, description="confidence level of intervals")
-    interval: IntervalMethod = Field("wilson", description="interval of binomial rates")
+    interval: IntervalMethod = Field("wilson", description="interval of binomial rates (bootstrap: percentile "
+                                     "bootstrap over images, seeded by the run's seed, paired for the change)")

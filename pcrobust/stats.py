@@ -24,19 +24,37 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-IntervalMethod = Literal["wilson", "clopper-pearson"]
-METHODS: tuple[str, ...] = ("wilson", "clopper-pearson")
+IntervalMethod = Literal["wilson", "clopper-pearson", "bootstrap"]
+METHODS: tuple[str, ...] = ("wilson", "clopper-pearson", "bootstrap")
+SERIES_RESAMPLES = 2000  # bootstrap resamples of a series' intervals
 
 PAIRED_TEST = "exact McNemar against t=0"
 CORRECTION = "holm"
 
 
-def statistics_block(level: float = 0.95, method: IntervalMethod = "wilson") -> dict[str, Any]:
+def statistics_block(level: float = 0.95, method: IntervalMethod = "wilson", seed: int = 0) -> dict[str, Any]:
     """The document's ``statistics`` object describing what :func:`annotate_series` computed."""
     _check_level(level)
     _check_method(method)
+    if method == "bootstrap":
+        return {"level": level, "interval": method, "paired_test": PAIRED_TEST, "correction": CORRECTION,
+                "change_interval": "percentile bootstrap over images, paired (the same resampled images at t and 0)",
+                "bootstrap": {"resamples": SERIES_RESAMPLES, "seed": seed, "method": "percentile"}}
     return {"level": level, "interval": method, "paired_test": PAIRED_TEST, "correction": CORRECTION,
             "change_interval": "Newcombe (1998) method 10, Wilson-score based"}
+
+
+def _bootstrap_intervals(events: NDArray[np.bool_], level: float, seed: int) -> tuple[list[tuple[float, float]],
+                                                                                     list[tuple[float, float]]]:
+    """Per timestep, seeded percentile bootstrap intervals of the rate and of its change from t = 0."""
+    n, width = events.shape
+    if n == 0:
+        return [(0.0, 1.0)] * width, [(-1.0, 1.0)] * width
+    rows = events.astype(np.float64)
+    low, high = bootstrap_interval(lambda s: np.concatenate([s.mean(0), s.mean(0) - s[:, 0].mean()]), rows,
+                                   level, seed, SERIES_RESAMPLES)
+    pairs = list(zip(low, high, strict=True))
+    return pairs[:width], pairs[width:]
 
 
 def _check_level(level: float) -> None:
@@ -314,14 +332,15 @@ def verdict(changes: Sequence[float], p_adjusted: Sequence[float], higher_is_bet
 
 
 def annotate_series(outcomes: ArrayLike, higher_is_better: bool, level: float = 0.95,
-                    method: IntervalMethod = "wilson", metric: str | None = None) -> dict[str, Any]:
+                    method: IntervalMethod = "wilson", metric: str | None = None, seed: int = 0) -> dict[str, Any]:
     """The statistics fields of one schema-2 series, from its per-image outcomes.
 
     ``outcomes`` is a bool array ``[N images, T + 1 timesteps]``, ``True`` where the series' event happened
     (correct, or attack success). Returns a dict with exactly the keys ``interval``, ``vs_t0`` and ``verdict``:
 
     - ``interval``: ``{"low": [...], "high": [...]}``, the per-timestep interval of the rate (``method``,
-      ``level``).
+      ``level``; ``bootstrap``: a percentile bootstrap over images seeded by ``seed``, which also gives the
+      change interval).
     - ``vs_t0``: paired comparison of every timestep with t = 0 on the same images.
       ``gained[t]``: images with the event at t but not at 0; ``lost[t]``: with the event at 0 but not at t.
       ``improved``/``worsened`` say the same for the *model*: for a series where more events are better
@@ -344,7 +363,10 @@ def annotate_series(outcomes: ArrayLike, higher_is_better: bool, level: float = 
         events = events.astype(bool)
     n, width = events.shape
     counts = events.sum(axis=0)
-    intervals = [binomial_interval(int(k), n, level, method) for k in counts]
+    if method == "bootstrap":
+        intervals, changes_at = _bootstrap_intervals(events, level, seed)
+    else:
+        intervals = [binomial_interval(int(k), n, level, method) for k in counts]
     first = events[:, 0]
     both = (events & first[:, None]).sum(axis=0)
     gained = (events & ~first[:, None]).sum(axis=0)
@@ -354,7 +376,8 @@ def annotate_series(outcomes: ArrayLike, higher_is_better: bool, level: float = 
     p_adjusted = [1.0] + holm(p_value[1:])
     change_low, change_high = [0.0], [0.0]
     for t in range(1, width):
-        low, high = paired_difference_interval(int(both[t]), int(gained[t]), int(lost[t]), int(neither[t]), level)
+        low, high = (changes_at[t] if method == "bootstrap" else
+                     paired_difference_interval(int(both[t]), int(gained[t]), int(lost[t]), int(neither[t]), level))
         change_low.append(low)
         change_high.append(high)
     changes = [float((int(counts[t]) - int(counts[0])) / n) if n else 0.0 for t in range(width)]

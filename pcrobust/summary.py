@@ -29,7 +29,7 @@ from pcrobust.document import as_dict, as_list, is_number, level_of
 
 DEFAULT_WIDTH = 120
 MARK = "*"
-INTERVAL_NAMES = {"wilson": "Wilson", "clopper-pearson": "Clopper-Pearson"}
+INTERVAL_NAMES = {"wilson": "Wilson", "clopper-pearson": "Clopper-Pearson", "bootstrap": "percentile bootstrap"}
 
 
 def _at(values: Any, position: int) -> Any:

@@ -6,18 +6,24 @@ are seeded by (run seed, dataset index, corruption, severity), so no number depe
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+import click
 import numpy as np
 from pydantic import Field
+from torch import Tensor
 
 from pcrobust import corrupt, corrupt_torch
 from pcrobust.corrupt_cifar import CIFAR_TABLE, NOT_OFFERED
+from pcrobust.corrupt_workers import Ahead, Corrupted, corrupt_here, default_workers, submit
 from pcrobust.corruption_metrics import ALEXNET_SOURCE, RESAMPLES, alexnet_applies, corruption_summary
 from pcrobust.errors import PcrobustError
 from pcrobust.kinds.common import chunk_units, correct_per_image, stacked
+from pcrobust.rendered import ReadFolder, Rendered, open_rendered
 from pcrobust.run.context import RunContext
 from pcrobust.sections import Section, SectionKind, SectionOptions, SectionResult, Series, Unit
 from pcrobust.seeding import derived_seed
@@ -42,6 +48,12 @@ class CorruptionOptions(SectionOptions):
     backend: Literal["library", "torch"] = Field("library", description="library (imagecorruptions, per image on "
                                                  "the CPU) or torch (batched on the run's device; noise matched in "
                                                  "distribution, not draw for draw)")
+    path: str | None = Field(None, min_length=1, description="a folder of pre-rendered corrupted images, scored "
+                             "instead of corrupting: ImageNet-C folders <corruption>/<severity>/<class>/<image> or "
+                             "CIFAR-10-C arrays <corruption>.npy with labels.npy (default: corrupt on the fly)")
+    workers: int | None = Field(None, ge=0, description="worker processes that corrupt the next unit's images "
+                                "while the model scores (0: corrupt in this process; default: the CPU count − 1, "
+                                "at most 4)")
 
 
 def _options(section: Section) -> CorruptionOptions:
@@ -53,16 +65,36 @@ def names_of(options: CorruptionOptions) -> tuple[str, ...]:
     return corrupt.ALL if options.corruptions == "all" else options.corruptions
 
 
+def _reader(context: RunContext) -> ReadFolder | None:
+    """The folder reader of the run's dataset, if it has one."""
+    try:
+        return context.registries.datasets.get(context.data.name).read_folder
+    except (AttributeError, PcrobustError):  # no registries (a bare context), or a dataset made by hand
+        return None
+
+
+def _rendered(options: CorruptionOptions, context: RunContext) -> Rendered | None:
+    return None if options.path is None else open_rendered(Path(options.path), context.data, _reader(context))
+
+
 def image_seeds(seed: int, name: str, severity: int, indices: Sequence[int]) -> list[int]:
     """Each image's seed, from (run seed, corruption, severity, dataset index): never from its position."""
     key = zlib.crc32(name.encode())  # a stable integer identity of the name
     return [derived_seed(seed, key, severity, int(index)) for index in indices]
 
 
+def fixed_warning(name: str, severity: int, images: Sequence[int]) -> str:
+    return (f"{name} severity {severity}: the library returned NaN for {len(images)} image(s) (an empty liquid "
+            "layer, 0 / 0); the image without liquid was scored instead")
+
+
 class Corruption(SectionKind):
     name = "corruption"
     description = "accuracy per timestep under ImageNet-C corruptions, with CE, mCE and relative mCE"
     options = CorruptionOptions
+
+    def __init__(self) -> None:
+        self._ahead = Ahead()
 
     def title(self, options: SectionOptions) -> str:
         assert isinstance(options, CorruptionOptions)
@@ -89,6 +121,10 @@ class Corruption(SectionKind):
         channels = context.data.images.shape[1]
         if channels not in (1, 3):
             raise PcrobustError(f"corruptions take images with 1 or 3 channels, not {channels}")
+        assert isinstance(options, CorruptionOptions)
+        rendered = _rendered(options, context)
+        if rendered is not None:
+            rendered.check(names_of(options), options.severities)
 
     def units(self, section: Section, context: RunContext) -> list[Unit]:
         options = _options(section)
@@ -98,21 +134,47 @@ class Corruption(SectionKind):
                 for unit in chunk_units(chunks, f"{name}/severity={severity}/",
                                         {"corruption": name, "severity": severity})]
 
+    def _corrupted(self, section: Section, unit: Unit, context: RunContext) -> Corrupted:
+        """The unit's images corrupted here or, with workers, in the pool, where the next unit's are started
+        before this one is scored."""
+        options = _options(section)
+        workers = default_workers() if options.workers is None else options.workers
+
+        def images_of(job: Unit) -> tuple[Tensor, str, int, list[int], corrupt.Strength]:
+            name, severity = str(job.params["corruption"]), int(job.params["severity"])
+            return (context.data.images[list(job.indices)], name, severity,
+                    image_seeds(context.seed, name, severity, job.indices), options.strength)
+
+        if workers == 0:
+            return corrupt_here(*images_of(unit))
+        started = self._ahead.take((id(context), section.id, unit.key)) or submit(*images_of(unit), workers)
+        units = self.units(section, context)
+        following = [later for earlier, later in zip(units[:-1], units[1:], strict=True) if earlier.key == unit.key]
+        for later in following:
+            self._ahead.put((id(context), section.id, later.key), submit(*images_of(later), workers))
+        return started.result()
+
     def run_unit(self, section: Section, unit: Unit, context: RunContext) -> dict[str, Any]:
         indices = list(unit.indices)
         name, severity = str(unit.params["corruption"]), int(unit.params["severity"])
-        seeds = image_seeds(context.seed, name, severity, indices)
-        if _options(section).backend == "torch":
+        record: dict[str, Any] = {}
+        rendered = _rendered(_options(section), context)
+        if rendered is not None:
+            corrupted, record["rendered_sha256"] = rendered.images(name, severity, indices)
+        elif _options(section).backend == "torch":
             corrupted = corrupt_torch.corrupt_batch(context.data.images[indices].to(context.device), name, severity,
-                                                    seeds)
+                                                    image_seeds(context.seed, name, severity, indices))
         else:
-            corrupted = corrupt.corrupt_images(context.data.images[indices], name, severity, seeds,
-                                               _options(section).strength)
+            done = self._corrupted(section, unit, context)
+            corrupted, fixed = done.images, [i for i, f in zip(indices, done.fixed, strict=True) if f]
+            if fixed:
+                record["fixed"] = fixed
+                click.echo(f"pcrobust: warning: {fixed_warning(name, severity, fixed)}", err=True)
         labels = context.data.labels[indices]
         return {"indices": indices, "correct": correct_per_image(context.logits(corrupted, unit.key), labels),
                 "clean": correct_per_image(context.clean_logits_of(indices), labels),
                 "image_shape": list(context.data.images.shape[1:]), "num_classes": context.data.num_classes,
-                "seed": context.seed, "level": context.run.level}
+                "seed": context.seed, "level": context.run.level, **record}
 
     def assemble(self, section: Section, outcomes: Sequence[tuple[Unit, Mapping[str, Any]]],
                  timesteps: int) -> SectionResult:
@@ -134,6 +196,8 @@ class Corruption(SectionKind):
         alexnet = alexnet_applies(facts["image_shape"], int(facts["num_classes"]))
         wrong = ~np.stack([s.events for s in series], axis=1).reshape(len(clean), len(names),
                                                                       len(options.severities), timesteps + 1)
+        fixed = {f"{o[0].params['corruption']} s{o[0].params['severity']}": o[1]["fixed"]
+                 for o in outcomes if o[1].get("fixed")}
         fields: dict[str, Any] = {
             "protocol": PROTOCOL, "corruptions": list(names), "severities": list(options.severities),
             "strength": options.strength, "strength_table": STRENGTHS[options.strength],
@@ -147,6 +211,14 @@ class Corruption(SectionKind):
         }
         if options.backend == "torch":
             fields["backend_tolerance"] = corrupt_torch.TOLERANCE
+        if options.path is not None:
+            digests = "".join(str(o[1].get("rendered_sha256", "")) for o in outcomes)
+            fields["library"] = {"name": "pre-rendered", "path": options.path,
+                                 "pixels_sha256": hashlib.sha256(digests.encode()).hexdigest()}
+        if fixed:
+            fields["fixed_outputs"] = {key: sorted(set(v)) for key, v in fixed.items()}
+            fields["warnings"] = [fixed_warning(key.split(" s")[0], int(key.rsplit(" s", 1)[1]), v)
+                                  for key, v in fixed.items()]
         if options.strength == "cifar":
             fields["strength_parameters"] = {name: list(CIFAR_TABLE[name]) for name in names}
         if len(clean):

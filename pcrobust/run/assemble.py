@@ -25,7 +25,8 @@ def series_entry(series: Series, plan: Plan) -> dict[str, Any]:
     return {"label": series.label, "key": dict(series.key), "metric": series.metric,
             "higher_is_better": series.higher_is_better, "n": n, "counts": counts, "values": values,
             "change_from_t0": [v - values[0] for v in values],
-            **annotate_series(events, series.higher_is_better, plan.run.level, plan.run.interval, series.metric)}
+            **annotate_series(events, series.higher_is_better, plan.run.level, plan.run.interval, series.metric,
+                               plan.run.seed)}
 
 
 def section_entry(section: Section, result: SectionResult, plan: Plan) -> dict[str, Any]:
@@ -105,7 +106,7 @@ def assemble(plan: Plan, folder: RunFolder, record: Mapping[str, Any]) -> dict[s
         "plan_digest": digest,
         "model": facts["model"],
         "dataset": facts["dataset"],
-        "statistics": statistics_block(plan.run.level, plan.run.interval),
+        "statistics": statistics_block(plan.run.level, plan.run.interval, plan.run.seed),
         "sections": [section_entry(section, result, plan) for section, result in results],
         "worst_case": worst_case(results, plan),
         "provenance": facts["provenance"],
