@@ -5,6 +5,10 @@ clear line."""
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,6 +20,7 @@ from pcrobust_pcx.graph import PCGraph
 
 DOUBLE = torch.float64
 LABELS = torch.tensor([0, 2, 1, 2])
+BENCHMARK = Path(__file__).resolve().parent.parent / "benchmarks" / "pc_graph_convergence.py"
 
 
 class PaperFunction(nn.Module):
@@ -171,3 +176,29 @@ def test_bad_input_is_one_clear_line(call, message: str) -> None:
     with pytest.raises(PcrobustError) as caught:
         call()
     assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def run_benchmark(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(BENCHMARK), *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def test_convergence_benchmark_prints_the_curve_and_saves_the_plot(tmp_path: Path) -> None:
+    out = tmp_path / "convergence.png"
+    done = run_benchmark("--out", str(out), "--iterations", "40", "--etas", "0.5,1")
+    assert done.returncode == 0, done.stderr
+    assert "∂L/∂v0 = -63.6546292833" in done.stdout
+    rows = {line.split("|")[0].strip(): line for line in done.stdout.splitlines() if "|" in line}
+    assert rows["0.5"].split("|")[1].strip() == "32" and rows["1"].split("|")[1].strip() == "3"
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--etas", "0.1,2.5"], "step sizes must lie in (0, 2)"),
+    (["--iterations", "0"], "--iterations must be at least 1"),
+])
+def test_convergence_benchmark_bad_arguments_exit_2_in_one_line(tmp_path: Path, args: list[str],
+                                                                message: str) -> None:
+    done = run_benchmark("--out", str(tmp_path / "p.png"), *args)
+    assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "p.png").exists()

@@ -88,7 +88,11 @@ class PCState:
         return {node.name: self._values[node] - self._fixed[node] for node in self._vertices}
 
     def energy(self) -> Tensor:
-        """F = ½ Σ_i ‖ε_i‖² (Eq. 1)."""
+        """F = ½ Σ_i ‖ε_i‖² (Eq. 1) of the current errors.
+
+        With the predictions fixed, F does not fall: it starts at ½‖ε_L‖² and grows as the output error spreads
+        through the graph, settling at ½ Σ_i ‖∂L/∂v_i‖²; a flat curve marks the equilibrium.
+        """
         return 0.5 * torch.stack([error.square().sum() for error in self.errors().values()]).sum()
 
     def step(self, eta: float) -> None:
