@@ -1,5 +1,5 @@
 """The core's own plugin, registered under the name ``builtin`` through the same hooks as any plugin:
-the built-in section kinds, clean, noise, attack and diagnostics (the concrete datasets live in the first-party
+the built-in section kinds, clean, noise, attack, diagnostics and gradcam (the concrete datasets live in the first-party
 ``datasets`` plugin)."""
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ def pcrobust_register_sections(registry: SectionRegistrar) -> None:
     from pcrobust.kinds.clean import Clean
     from pcrobust.kinds.corruption import Corruption
     from pcrobust.kinds.diagnostics import Diagnostics
+    from pcrobust.kinds.gradcam import Gradcam
     from pcrobust.kinds.noise import Noise
 
-    for kind in (Clean(), Noise(), Corruption(), AttackSection(), Diagnostics()):
+    for kind in (Clean(), Noise(), Corruption(), AttackSection(), Diagnostics(), Gradcam()):
         registry.add(kind)

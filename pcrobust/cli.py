@@ -137,6 +137,9 @@ def plan_options(command: Any) -> Any:
         click.option("--diagnostics", is_flag=True, default=None,
                      help="add a diagnostics section: the gradient-masking checks (ε sweep to a large ε, more steps, "
                           "transfer, black-box, gradient norms, gradient modes) at their default budgets"),
+        click.option("--gradcam", help="add a gradcam section: Grad-CAM maps of this layer (a module name, e.g. "
+                                       "backbone.features.7) at every timestep, with IoU against the dataset's "
+                                       "masks when it has them"),
         click.option("--epsilons", help=field_help(AttackSectionOptions, "epsilons", ", comma-separated")),
         click.option("--norm", help=field_help(AttackSectionOptions, "norm")),
         click.option("--criterion", help=field_help(AttackSectionOptions, "criterion")),

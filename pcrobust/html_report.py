@@ -490,6 +490,10 @@ def _entry_html(results: dict[str, Any], entry: dict[str, Any], stem: str, times
     tables = "".join(_series_table(entry, item, timesteps, level) for item in series)
     parts.append(f'<div class="tables">{tables}</div>')
     parts.append(_spent_tables(entry, timesteps))
+    if entry.get("kind") == "gradcam":
+        from pcrobust.gradcam_report import gradcam_html
+
+        parts.append(gradcam_html(entry, timesteps))
     if isinstance(entry.get("metrics"), dict):
         parts.append(_corruption_html(entry, timesteps))
     if isinstance(entry.get("measures"), dict) and entry["measures"]:

@@ -308,6 +308,10 @@ def section_figures(entry: dict[str, Any], timesteps: Sequence[int], model: str 
         found = [(f"ce-{name}", corruption_figure(entry, name, timesteps, model, level)) for name in ("t0", "alexnet")]
         return [(kind, fig) for kind, fig in found if fig is not None]
     figures = [("values", values_figure(entry, timesteps, model, level, method_name))]
+    if entry.get("kind") == "gradcam":
+        from pcrobust.gradcam_report import gradcam_figures
+
+        figures = [*gradcam_figures(entry, timesteps, model, level), *figures]
     change = change_figure(entry, timesteps, model, level)
     if change is not None:
         figures.append(("change", change))

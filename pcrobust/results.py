@@ -136,9 +136,11 @@ def write_csv(results: dict[str, Any], path: Path) -> Path:
 
 
 def write_report(results: dict[str, Any], out_dir: Path) -> list[Path]:
-    """Write ``results.csv``, the PNG plots and ``report.html`` into ``out_dir``; returns the files written."""
+    """Write ``results.csv``, the PNG plots, the maps of gradcam sections (``.npz``) and ``report.html`` into
+    ``out_dir``; returns the files written."""
+    from pcrobust.gradcam_report import write_maps
     from pcrobust.html_report import write_html
     from pcrobust.plots import write_plots
 
     return [write_csv(results, out_dir / "results.csv"), *write_plots(results, out_dir),
-            write_html(results, out_dir / "report.html")]
+            *write_maps(results, out_dir), write_html(results, out_dir / "report.html")]

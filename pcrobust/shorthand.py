@@ -72,7 +72,7 @@ def key_values(pairs: Sequence[str]) -> dict[str, str]:
 def plan_from_flags(flags: Mapping[str, Any]) -> dict[str, Any]:
     """The plan the flags imply: clean, then noise (unless ``--noise-sigmas ''``), then corruptions (with
     ``--corruptions``), then one section per attack (``--attack``, or ``--attacks``; none with ``--attack none``),
-    then diagnostics with ``--diagnostics``; only the keys of flags that were given."""
+    then diagnostics with ``--diagnostics``, then gradcam with ``--gradcam LAYER``; only the keys of flags given."""
     plan: dict[str, dict[str, Any]] = {"model": {}, "data": {}, "run": {}}
     for flag, (table, key) in PLAN_FLAGS.items():
         if flags.get(flag) is not None:
@@ -105,6 +105,8 @@ def plan_from_flags(flags: Mapping[str, Any]) -> dict[str, Any]:
         sections.append(section)
     if flags.get("diagnostics"):
         sections.append({"kind": "diagnostics"})
+    if flags.get("gradcam"):
+        sections.append({"kind": "gradcam", "layer": flags["gradcam"]})
     return {**{table: keys for table, keys in plan.items() if keys}, "sections": sections}
 
 
@@ -167,6 +169,7 @@ def _attack_names(flags: Mapping[str, Any]) -> list[str]:
 def given_plan_flags(flags: Mapping[str, Any]) -> list[str]:
     """The plan-building flags that were given (they conflict with ``--plan``/``--preset``)."""
     names = [*PLAN_FLAGS, *ATTACK_FLAGS, *ATTACK_OPTION_FLAGS, "seed", "noise_sigmas", "corruptions", "severities",
-             "corruption_strength", "corrupted_data", "corruption_workers", "attack", "attacks", "diagnostics"]
+             "corruption_strength", "corrupted_data", "corruption_workers", "attack", "attacks", "diagnostics",
+             "gradcam"]
     given = [f"--{name.replace('_', '-')}" for name in names if flags.get(name) is not None]
     return given + (["--option"] if flags.get("model_options") else [])
