@@ -134,7 +134,7 @@ def small_request(tmp_path, name, epochs, resume=False):
     from pcrobust.cli import _host
 
     options = {"epochs": str(epochs), "hidden": "8", "steps": "2", "batch_size": "500"}
-    return TrainingRequest(tmp_path / name, 3, options, _host().registries.datasets, resume)
+    return TrainingRequest(tmp_path / name, 3, options, _host().registries.datasets, resume=resume)
 
 
 def test_training_is_deterministic_and_resuming_gives_the_same_file(tmp_path, monkeypatch):
@@ -162,7 +162,7 @@ def test_training_is_deterministic_and_resuming_gives_the_same_file(tmp_path, mo
         mnist.train(small_request(tmp_path, "a.pt", 3, resume=True))
     with pytest.raises(PcrobustError, match="other settings"):
         other = small_request(tmp_path, "c.pt", 3, resume=True)
-        mnist.train(TrainingRequest(other.out, 4, other.options, other.datasets, True))
+        mnist.train(TrainingRequest(other.out, 4, other.options, other.datasets, resume=True))
 
 
 def test_cli_trains_with_the_named_algorithm_and_records_what_made_the_file(cli, tmp_path):

@@ -178,7 +178,7 @@ INVALID = [
     ("attack option value", _update(2, options={"steps": 0}),
      "section 2 (attack bim): options: steps: input should be greater than or equal to 1"),
     ("kind", _set(("sections", 1), {"kind": "blank"}),
-     "section 2: unknown section kind 'blank'; available: attack, clean, corruption, diagnostics, noise"),
+     "section 2: unknown section kind 'blank'; available: attack, clean, corruption, diagnostics, gradcam, noise"),
     ("no kind", _set(("sections", 1), {"attack": "bim"}), "section 2: missing key 'kind'"),
     ("zero epsilon", _update(2, epsilons=[0.1, 0.0]),
      "section 2 (attack bim): epsilons[1]: input should be greater than 0"),

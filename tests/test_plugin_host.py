@@ -57,13 +57,14 @@ def test_first_party_plugins_come_from_entry_points():
     host = PluginHost()
     assert {"predify", "cnnf", "attacks", "datasets"} <= set(host.info)
     assert host.info["predify"].distribution == "pcrobust" and host.info["cnnf"].distribution == "pcrobust"
-    assert host.registered_by("cnnf")["models"] == ["fmnist-cnnf", "mnist-cnnf"]
+    assert host.registered_by("cnnf")["models"] == ["cifar-wrn-cnnf", "fmnist-cnnf", "mnist-cnnf"]
     assert host.registered_by("predify")["models"] == ["custom", "mnist-pnet", "pefficientnet-lite0",
                                                         "pefficientnetb0", "pvgg16"]
     assert host.registered_by("attacks")["attacks"] == ["bim", "hsj", "rpgd", "spsa"]
-    assert host.registered_by("datasets")["datasets"] == ["foolbox-imagenet", "mnist-5k"]
+    assert host.registered_by("datasets")["datasets"] == ["cifar10", "foolbox-imagenet", "mnist-5k"]
     assert host.registered_by("builtin") == {"datasets": [], "models": [], "attacks": [],
-                                             "sections": ["attack", "clean", "corruption", "diagnostics", "noise"],
+                                             "sections": ["attack", "clean", "corruption", "diagnostics", "gradcam",
+                                                          "noise"],
                                              "presets": []}
     assert host.registries.models.get("mnist-pnet").plugin == "predify"
     assert host.registries.datasets.get("mnist-5k").plugin == "datasets"
@@ -80,7 +81,7 @@ def test_allow_list_loads_only_named_plugins_and_the_core(third_party, monkeypat
     host = PluginHost.from_environment()
     assert set(host.info) == {"builtin", "predify", "datasets"}
     assert host.registries.attacks.names() == []
-    assert host.registries.datasets.names() == ["foolbox-imagenet", "mnist-5k"]
+    assert host.registries.datasets.names() == ["cifar10", "foolbox-imagenet", "mnist-5k"]
     monkeypatch.setenv("PCROBUST_PLUGINS", "predify")
     host = PluginHost.from_environment()
     assert set(host.info) == {"builtin", "predify"}
@@ -109,8 +110,8 @@ def test_unknown_names_list_what_exists():
     host = PluginHost()
     with pytest.raises(UnknownNameError, match="unknown plugin 'nope'; available: attacks, cnnf, datasets, .*predify"):
         host.model("nope", None)
-    expected = ("unknown model .pvgg.; available: custom, fmnist-cnnf, .*mnist-cnnf, mnist-pcx, mnist-pnet, "
-                "pefficientnet-lite0, pefficientnetb0")
+    expected = ("unknown model .pvgg.; available: cifar-wrn-cnnf, custom, fmnist-cnnf, .*mnist-cnnf, mnist-pcx, "
+                "mnist-pnet, pefficientnet-lite0, pefficientnetb0")
     with pytest.raises(UnknownNameError, match=expected):
         host.model("predify", "pvgg")
     with pytest.raises(UnknownNameError, match="available: bim"):
@@ -146,7 +147,8 @@ def test_plugins_command_lists_names_versions_and_entries(cli, third_party):
     assert listing["cnnf"]["default_model"] == "mnist-cnnf"
     assert listing["fake"]["descriptions"]["attacks"] == {"fake-bim": "a third-party attack"}
     assert listing["attacks"]["attacks"] == ["bim", "hsj", "rpgd", "spsa"] and listing["fake"]["version"] == "1.2.3"
-    assert listing["datasets"]["datasets"] == ["foolbox-imagenet", "mnist-5k"] and listing["fake"]["sections"] == []
+    assert listing["datasets"]["datasets"] == ["cifar10", "foolbox-imagenet", "mnist-5k"]
+    assert listing["fake"]["sections"] == []
 
 
 def test_every_hook_has_a_docstring():
