@@ -108,6 +108,6 @@ def test_cli_flag_is_recorded_and_refused_for_a_model_without_it(cli, tmp_path):
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["provenance"]["checkpoint_timesteps"] is True
     assert results["plan"]["run"]["checkpoint_timesteps"] is True
-    code, _, err = cli(*small, "--plugin", "lateral", "--out", str(tmp_path / "lateral"))
+    code, _, err = cli(*small, "--plugin", "pcx", "--out", str(tmp_path / "pcx"))
     assert code == 2
     assert err.strip().count("\n") == 0 and "does not support activation checkpointing" in err
