@@ -1,6 +1,6 @@
 """The core's own plugin, registered under the name ``builtin`` through the same hooks as any plugin:
-the built-in section kinds, clean, noise, attack, diagnostics and gradcam (the concrete datasets live in the first-party
-``datasets`` plugin)."""
+the built-in section kinds, clean, noise, corruption, attack, diagnostics and gradcam, and the analyses
+reconstruction and representation (the concrete datasets live in the first-party ``datasets`` plugin)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ def pcrobust_register_sections(registry: SectionRegistrar) -> None:
     from pcrobust.kinds.diagnostics import Diagnostics
     from pcrobust.kinds.gradcam import Gradcam
     from pcrobust.kinds.noise import Noise
+    from pcrobust.kinds.reconstruction import Reconstruction
+    from pcrobust.kinds.representation import Representation
 
-    for kind in (Clean(), Noise(), Corruption(), AttackSection(), Diagnostics(), Gradcam()):
+    for kind in (Clean(), Noise(), Corruption(), AttackSection(), Diagnostics(), Gradcam(), Reconstruction(),
+                 Representation()):
         registry.add(kind)

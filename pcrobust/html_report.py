@@ -496,8 +496,8 @@ def _entry_html(results: dict[str, Any], entry: dict[str, Any], stem: str, times
         parts.append(gradcam_html(entry, timesteps))
     if isinstance(entry.get("metrics"), dict):
         parts.append(_corruption_html(entry, timesteps))
-    if isinstance(entry.get("measures"), dict) and entry["measures"]:
-        parts.append(_measures_html(entry["measures"], timesteps))
+    if isinstance(entry.get("model_measures"), dict) and entry["model_measures"]:
+        parts.append(_measures_html(entry["model_measures"], timesteps))
     if any(isinstance(item.get("vs_t0"), dict) for item in series):
         stats = results.get("statistics") or {}
         parts.append(f'<p class="note">Highlighted, *: Holm-adjusted p &lt; {1 - level:.2g} '

@@ -19,7 +19,8 @@ class TimestepOutput:
     """One unroll: ``logits`` is ``[T+1, B, K]``; extras are ``None`` when a model has none.
 
     ``reconstruction_errors``: ``[T+1, L, B]`` per-sample reconstruction MSE per layer.
-    ``reconstructions``: ``[T+1, B, C, H, W]`` the model's prediction of the image.
+    ``reconstructions``: ``[T+1, B, C, H, W]`` the model's prediction of the image, in the space
+    :meth:`TimestepModel.reconstruction_target` gives.
     ``measures``: named per-sample scalars per timestep, each ``[T+1, B]`` and finite (an energy, say); the clean
     section reports the mean of each per timestep.
     """
@@ -99,6 +100,16 @@ class TimestepModel(nn.Module, ABC):
     def forward(self, x: Tensor, timesteps: int | None = None) -> Tensor:
         steps = self.default_timesteps if timesteps is None else timesteps
         return self.unroll(x, steps, errors=False).logits
+
+    def representations(self, x: Tensor, timesteps: int) -> dict[str, Tensor] | None:
+        """Optional: each named layer's representation at every timestep, ``{name: [T+1, B, ...]}``, bottom layer
+        first, names stable across calls; ``None`` (the default) when the model offers none."""
+        return None
+
+    def reconstruction_target(self, x: Tensor) -> Tensor:
+        """The image as ``reconstructions`` predict it: ``x`` itself, unless the model reconstructs its normalised
+        input (then the normalised image)."""
+        return x
 
     def set_gradient_mode(self, mode: str) -> None:
         """Choose how gradients flow through non-standard steps (recorded in results)."""

@@ -106,7 +106,7 @@ def _band(interval: Any, width: int) -> tuple[list[float], list[float]] | None:
 
 
 def _n_text(entry: dict[str, Any]) -> str:
-    ns = sorted({int(s["n"]) for s in entry.get("series", []) if is_number(s.get("n"))})
+    ns = sorted({int(s["n"]) for s in [*entry.get("series", []), *entry.get("measures", [])] if is_number(s.get("n"))})
     if not ns:
         return "n not recorded"
     return f"n={ns[0]}" if len(ns) == 1 else f"n={ns[0]}–{ns[-1]}"
@@ -300,10 +300,58 @@ def corruption_figure(entry: dict[str, Any], normalisation: str, timesteps: Sequ
     return fig
 
 
+def _measure_legend(item: dict[str, Any]) -> str:
+    sigma = as_dict(item.get("key")).get("sigma")
+    return f"σ={sigma:g}" if is_number(sigma) else str(item.get("label", ""))
+
+
+def measures_figure(entry: dict[str, Any], timesteps: Sequence[int], model: str | None = None,
+                    level: float = 0.95, normalised: bool = True) -> Figure:
+    """One panel per ``panel`` of a section's measures (a layer, the image), a curve per measure: its mean divided
+    by its value at t=0 (``normalised``, with a line at 1) or its mean, the bootstrap interval as a band."""
+    panels: dict[str, list[dict[str, Any]]] = {}
+    for item in entry.get("measures", []):
+        panels.setdefault(str(item.get("panel", "")), []).append(item)
+    columns = min(3, max(1, len(panels)))
+    rows = -(-len(panels) // columns) or 1
+    fig = Figure(figsize=(4.2 * columns, 3.3 * rows + 0.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    width = len(timesteps)
+    for ax, (panel, items) in zip(axes, panels.items(), strict=False):
+        for index, item in enumerate(items):
+            block = as_dict(item.get("normalised")) if normalised else item
+            values = _numbers(block.get("values"), width)
+            if values is None:
+                continue
+            colour = COLOURS[index % len(COLOURS)]
+            band = _band(block.get("interval"), width)
+            if band is not None and width > 1:
+                ax.fill_between(timesteps, band[0], band[1], color=colour, alpha=0.18, linewidth=0)
+            ax.plot(timesteps, values, marker="o", markersize=3, color=colour, label=_measure_legend(item))
+        if normalised:
+            ax.axhline(1, color="#444444", linewidth=0.8)
+        ax.set_title(panel, fontsize=9)
+        metric = str(items[0].get("metric", "value")).replace("_", " ")
+        ax.set_ylabel(f"{metric} / its value at t=0" if normalised else f"{metric} (mean)", fontsize=8)
+        _timestep_axis(ax, timesteps)
+        ax.xaxis.label.set_fontsize(8)
+        ax.legend(fontsize="x-small", framealpha=0.9, loc="best")
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    what = "normalised by t=0" if normalised else "mean over images"
+    fig.suptitle(_title(entry, model, f" – {what}, {level:.0%} bootstrap interval shaded"), fontsize=10)
+    return fig
+
+
 def section_figures(entry: dict[str, Any], timesteps: Sequence[int], model: str | None = None,
                     level: float = 0.95, method_name: str = "") -> list[tuple[str, Figure]]:
     """The figures of one entry: ``("values", fig)`` and, when there are change intervals, ``("change", fig)``;
-    for a corruption section, whose series are too many for one plot, its CE per normalisation instead."""
+    for a corruption section, whose series are too many for one plot, its CE per normalisation instead; for a section
+    of measures alone, their panels normalised by t=0 (``values``) and their means (``absolute``)."""
+    if entry.get("measures") and not entry.get("series"):
+        return [("values", measures_figure(entry, timesteps, model, level)),
+                ("absolute", measures_figure(entry, timesteps, model, level, normalised=False))]
     if entry.get("kind") == "corruption":
         found = [(f"ce-{name}", corruption_figure(entry, name, timesteps, model, level)) for name in ("t0", "alexnet")]
         return [(kind, fig) for kind, fig in found if fig is not None]

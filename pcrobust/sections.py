@@ -59,11 +59,29 @@ class Series:
 
 
 @dataclass(frozen=True)
+class Measure:
+    """One continuous quantity per image (rows, dataset ``indices``) and timestep (columns): a distance or an
+    error, NaN where it is undefined for an image. The core reports its mean per timestep, the mean divided by
+    its value at t = 0, bootstrap intervals of both and a paired sign test against t = 0. Measures of one
+    ``panel`` (e.g. a layer) are plotted together."""
+
+    label: str
+    key: Mapping[str, Any]
+    metric: str
+    panel: str
+    indices: Sequence[int]
+    values: np.ndarray
+    higher_is_better: bool = False
+
+
+@dataclass(frozen=True)
 class SectionResult:
-    """What a kind assembles from its stored units: its own fields for the results entry and its series."""
+    """What a kind assembles from its stored units: its own fields for the results entry, its series (counted
+    events) and its measures (continuous values)."""
 
     fields: Mapping[str, Any]
     series: Sequence[Series]
+    measures: Sequence[Measure] = ()
 
 
 @dataclass(frozen=True)

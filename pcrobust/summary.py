@@ -9,7 +9,9 @@ each cell the value with 3 decimals. A ``*`` follows a value whose Holm-adjusted
 ``1 - level`` (``statistics.level``, 0.95 when absent). Under each series a second row gives its confidence
 interval at t = 0 and at the last timestep. Then each series' one-line verdict, for an attack the model
 queries it spent per image, for a section with checks (diagnostics) one line per check: pass or FAIL, its
-name and its reason, and for a section with the model's measures (clean) their means per timestep. Documents without the
+name and its reason, and for a section with the model's measures (clean) their means per timestep. A section with
+analysis measures (continuous values such as distances) gets a table of their means divided by the value at t = 0.
+Documents without the
 statistics fields (older files) get the values alone; a section without series shows its ``note``.
 """
 
@@ -154,7 +156,7 @@ def _checks(entry: dict[str, Any]) -> Table | None:
     return grid
 
 
-def _measures_table(measures: dict[str, Any], timesteps: list[Any]) -> Table | None:
+def _model_measures_table(measures: dict[str, Any], timesteps: list[Any]) -> Table | None:
     """The model's measures (clean section): the mean over the images at each timestep."""
     rows = [(str(name), as_list(as_dict(item).get("mean"))) for name, item in measures.items()]
     if not rows:
@@ -188,6 +190,37 @@ def _corruption_table(metrics: dict[str, Any], timesteps: list[Any], level: floa
     return table
 
 
+def _measures_table(measures: list[dict[str, Any]], timesteps: list[Any], level: float) -> Table:
+    """A section's measures: the mean at t=0, then per timestep the mean divided by it (``*``: sign test against
+    t=0, Holm-adjusted p below ``1 - level``), with the bootstrap interval at the last timestep."""
+    last = len(timesteps) - 1
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 0, 0, 1), expand=False)
+    table.add_column("measure", justify="left", no_wrap=True)
+    table.add_column("mean at t=0", justify="right", no_wrap=True)
+    for step in timesteps:
+        table.add_column(f"t={step}", justify="right", no_wrap=True)
+    for item in measures:
+        normalised = as_dict(item.get("normalised"))
+        values = as_list(normalised.get("values"))
+        adjusted = as_list(as_dict(item.get("vs_t0")).get("p_adjusted"))
+        marks = [MARK if p > 0 and is_number(_at(adjusted, p)) and _at(adjusted, p) < 1 - level else " "
+                 for p in range(len(timesteps))]
+        first = _at(as_list(item.get("values")), 0)
+        table.add_row(str(item.get("label", "")), f"{first:.4g}" if is_number(first) else "–",
+                      *(f"{_rate(_at(values, p))}{marks[p]}" for p in range(len(timesteps))))
+        interval = as_dict(normalised.get("interval"))
+        low, high = _at(as_list(interval.get("low")), last), _at(as_list(interval.get("high")), last)
+        if last > 0 and is_number(low) and is_number(high):
+            table.add_row(Text(f"  {_percent(level)} bootstrap CI", style="dim"), "",
+                          *([""] * last), f"{low:.3f}–{high:.3f}")
+    return table
+
+
+def _measures_note(level: float) -> Text:
+    return Text(f"  value at t / value at t=0 (mean over images); {MARK} sign test against t=0, Holm-adjusted "
+                f"p < {1 - level:.2g}", style="dim")
+
+
 def _shared_n(entry: dict[str, Any], series: list[dict[str, Any]]) -> tuple[Any, bool]:
     """The n to print in the heading (or None), and whether each series needs its own n column."""
     ns = {item.get("n") for item in series}
@@ -197,7 +230,8 @@ def _shared_n(entry: dict[str, Any], series: list[dict[str, Any]]) -> tuple[Any,
     return (only if only is not None else entry.get("n")), False
 
 
-def _footnote(results: dict[str, Any], level: float, tested: bool, with_intervals: bool) -> list[str]:
+def _footnote(results: dict[str, Any], level: float, tested: bool, with_intervals: bool,
+              measured: bool = False) -> list[str]:
     stats = as_dict(results.get("statistics"))
     lines = []
     if tested:
@@ -209,7 +243,7 @@ def _footnote(results: dict[str, Any], level: float, tested: bool, with_interval
         method = stats.get("interval")
         name = INTERVAL_NAMES.get(method, str(method)) + " " if isinstance(method, str) and method else ""
         lines.append(f"{_percent(level)} CI: {name}confidence interval of the value at the first and last timestep")
-    if not tested and not with_intervals:
+    if not tested and not with_intervals and not measured:
         lines.append("this document holds no intervals or tests against t=0 (written before statistics)")
     return lines
 
@@ -228,7 +262,7 @@ def render_summary(results: dict[str, Any], report_path: Path | None, width: int
                       highlight=False, emoji=False, markup=False)
     timesteps = as_list(results.get("timesteps"))
     level = level_of(results)
-    tested = with_intervals = False
+    tested = with_intervals = measured = False
     entries = [*as_list(results.get("sections")), *as_list(results.get("worst_case"))]
     for index, entry in enumerate(entries):
         entry = as_dict(entry)
@@ -237,6 +271,13 @@ def render_summary(results: dict[str, Any], report_path: Path | None, width: int
         if index:
             console.print()
         console.print(_heading(entry, series, shared_n))
+        measures = [m for m in as_list(entry.get("measures")) if isinstance(m, dict)]
+        if measures:
+            measured = True
+            console.print(_measures_table(measures, timesteps, level))
+            console.print(_measures_note(level))
+        if not series and measures:
+            continue
         if not series:
             console.print(Text(f"  {entry.get('note') or 'no series'}"))
             continue
@@ -251,11 +292,12 @@ def render_summary(results: dict[str, Any], report_path: Path | None, width: int
                 console.print(lines)
         if isinstance(entry.get("metrics"), dict):
             console.print(_corruption_table(entry["metrics"], timesteps, level))
-        measures = _measures_table(entry["measures"], timesteps) if isinstance(entry.get("measures"), dict) else None
-        if measures is not None:
-            console.print(measures)
+        model_measures = entry.get("model_measures")
+        model_table = _model_measures_table(model_measures, timesteps) if isinstance(model_measures, dict) else None
+        if model_table is not None:
+            console.print(model_table)
     console.print()
-    for line in _footnote(results, level, tested, with_intervals):
+    for line in _footnote(results, level, tested, with_intervals, measured):
         console.print(Text(line))
     if report_path is not None:
         console.print(Text(f"report: {report_path}"))

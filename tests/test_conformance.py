@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+import pcrobust.kinds.corruption  # noqa: F401 - imported before the inline runs, which would import numpy.fft again
+import pcrobust.kinds.reconstruction  # noqa: F401
+import pcrobust.kinds.representation  # noqa: F401
 from pcrobust import hookspecs
 from pcrobust.conformance import checks
 from pcrobust.registry import KINDS, hook_name

@@ -80,9 +80,9 @@ def test_the_clean_section_reports_each_measures_mean_per_timestep_and_nothing_w
     clean = Clean()
     section = Section(1, "clean", clean, SectionOptions())
     result = clean.assemble(section, [outcome([0, 1], [[4.0, 2.0], [6.0, 3.0]]), outcome([5], [[2.0, 1.0]])], 1)
-    assert result.fields["measures"] == {"energy": {"mean": [4.0, 2.0], "n": 3}}
+    assert result.fields["model_measures"] == {"energy": {"mean": [4.0, 2.0], "n": 3}}
     plain = clean.assemble(section, [outcome([0, 1], None)], 1)
-    assert "measures" not in plain.fields
+    assert "model_measures" not in plain.fields
 
 
 def document(measures: dict | None) -> dict:
@@ -90,7 +90,7 @@ def document(measures: dict | None) -> dict:
              "series": [{"label": "clean", "metric": "accuracy", "higher_is_better": True, "n": 3,
                          "counts": [2, 3], "values": [2 / 3, 1.0]}]}
     if measures is not None:
-        entry["measures"] = measures
+        entry["model_measures"] = measures
     return {"schema": "pcrobust.results/2", "timesteps": [0, 1], "sections": [entry]}
 
 

@@ -274,7 +274,7 @@ def test_cli_evaluates_clean_noise_and_bim_per_inference_step_with_the_energy(cl
     assert results["model"]["plugin"] == "pcx" and results["model"]["name"] == "mnist-pcx"
     assert results["model"]["inference"]["state_lr"] == 0.1
     clean = results["sections"][0]
-    energy = clean["measures"]["energy"]
+    energy = clean["model_measures"]["energy"]
     assert len(energy["mean"]) == 4 and energy["n"] == 40 and energy["mean"][3] < energy["mean"][0]
     assert [s["kind"] for s in results["sections"]] == ["clean", "noise", "attack"]
     assert "energy" in out and "measure (mean)" in out

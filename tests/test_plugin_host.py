@@ -64,7 +64,7 @@ def test_first_party_plugins_come_from_entry_points():
     assert host.registered_by("datasets")["datasets"] == ["cifar10", "foolbox-imagenet", "mnist-5k"]
     assert host.registered_by("builtin") == {"datasets": [], "models": [], "attacks": [],
                                              "sections": ["attack", "clean", "corruption", "diagnostics", "gradcam",
-                                                          "noise"],
+                                                          "noise", "reconstruction", "representation"],
                                              "presets": []}
     assert host.registries.models.get("mnist-pnet").plugin == "predify"
     assert host.registries.datasets.get("mnist-5k").plugin == "datasets"

@@ -500,13 +500,18 @@ def section_run(kit: Kit, kind: SectionEntry, folder: Path, batch_size: int) -> 
 def test_section_runs_deterministically_whatever_the_batching(section_case: SectionEntry, kit: Kit,
                                                                tmp_path: Path) -> None:
     """A section of the kind with default options runs on 8 images at T = 1; its series hold one row per image and
-    a column per timestep, and do not change with the batch size or another run."""
+    a column per timestep (or measures, one value per timestep), and do not change with the batch size or another
+    run."""
     first = section_run(kit, section_case, tmp_path / "a", 8)
-    assert first["kind"] == section_case.name and first["series"], "no series"
-    for series in first["series"]:
+    assert first["kind"] == section_case.name, "wrong kind"
+    assert first.get("series") or first.get("measures"), "no series or measures"
+    for series in first.get("series", []):
         assert len(series["counts"]) == 2 and series["n"] <= 8
+    for measure in first.get("measures", []):
+        assert len(measure["values"]) == 2 and measure["n"] <= 8
     other = section_run(kit, section_case, tmp_path / "b", 3)
-    assert other["series"] == first["series"], "the series change with the batch size"
+    assert other.get("series") == first.get("series"), "the series change with the batch size"
+    assert other.get("measures") == first.get("measures"), "the measures change with the batch size"
     assert section_run(kit, section_case, tmp_path / "c", 8) == first, "two runs differ"
 
 

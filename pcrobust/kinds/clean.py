@@ -50,5 +50,5 @@ class Clean(SectionKind):
         fields: dict[str, Any] = {"protocol": "argmax of the logits at timestep t equals the label"}
         means = measure_means(outcomes)
         if means:
-            fields["measures"] = means
+            fields["model_measures"] = means
         return SectionResult(fields, [Series("clean", {}, "accuracy", True, indices, correct)])

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from pcrobust.errors import PcrobustError
+from pcrobust.measures import annotate_measures, bootstrap_block
 from pcrobust.plan import Plan
 from pcrobust.results import SCHEMA
 from pcrobust.run.store import RunFolder
@@ -30,12 +31,17 @@ def series_entry(series: Series, plan: Plan) -> dict[str, Any]:
 
 
 def section_entry(section: Section, result: SectionResult, plan: Plan) -> dict[str, Any]:
-    indices = list(result.series[0].indices) if result.series else []
-    return {"id": section.id, "kind": section.kind.name, "plugin": section.kind.plugin,
-            "title": section.kind.title(section.options),
-            "parameters": section.options.model_dump(mode="json", exclude_none=True),
-            **result.fields, "n": len(indices), "image_indices": indices,
-            "series": [series_entry(series, plan) for series in result.series]}
+    first = result.series[0] if result.series else result.measures[0] if result.measures else None
+    indices = list(first.indices) if first is not None else []
+    entry = {"id": section.id, "kind": section.kind.name, "plugin": section.kind.plugin,
+             "title": section.kind.title(section.options),
+             "parameters": section.options.model_dump(mode="json", exclude_none=True),
+             **result.fields, "n": len(indices), "image_indices": indices,
+             "series": [series_entry(series, plan) for series in result.series]}
+    if result.measures:
+        entry["bootstrap"] = bootstrap_block(plan.run.level, plan.run.seed)
+        entry["measures"] = annotate_measures(result.measures, plan.run.level, plan.run.seed)
+    return entry
 
 
 def _threat_name(threat: Mapping[str, Any]) -> str:

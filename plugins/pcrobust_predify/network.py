@@ -72,6 +72,22 @@ class PredifyNet(TimestepModel):
 
     def unroll(self, x: Tensor, timesteps: int, *, reconstructions: bool = False,
                errors: bool = True) -> TimestepOutput:
+        return self._run(x, timesteps, reconstructions, errors, None)
+
+    def representations(self, x: Tensor, timesteps: int) -> dict[str, Tensor]:
+        """Each pcoder's representation e_n at every timestep, ``{"pcoder n (module)": [T+1, B, ...]}``."""
+        kept: list[list[Tensor]] = [[] for _ in self.pcoders]
+        self._run(x, timesteps, False, False, kept)
+        return {f"pcoder {i + 1} ({path})": torch.stack(reps)
+                for i, (path, reps) in enumerate(zip(self.layer_paths, kept, strict=True))}
+
+    def reconstruction_target(self, x: Tensor) -> Tensor:
+        """The first pcoder predicts the normalised image."""
+        return self.normalization(x)
+
+    def _run(self, x: Tensor, timesteps: int, reconstructions: bool, errors: bool,
+             kept: list[list[Tensor]] | None) -> TimestepOutput:
+        """The unroll; with ``kept``, each pcoder's representation is appended to its list at every timestep."""
         if timesteps < 0:
             raise ValueError(f"timesteps must be non-negative, got {timesteps}")
         image = self.normalization(x)
@@ -90,6 +106,9 @@ class PredifyNet(TimestepModel):
                 out, states, step_errors = self._timestep(t, timesteps, predict_last, image, states)
             logits.append(out)
             per_step.extend(step_errors)
+            if kept is not None:
+                for reps, rep in zip(kept, states[0], strict=True):
+                    reps.append(rep)  # type: ignore[arg-type]  # every layer ran (checked in the step)
             if reconstructions:
                 recons.append(states[1][0])  # type: ignore[arg-type]  # set by the first hook
         per_layer = torch.stack(per_step).view(timesteps + 1, n, -1) if errors else None  # appended t by t

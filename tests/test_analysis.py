@@ -1,0 +1,72 @@
+"""The reconstruction and representation section kinds: end to end through the CLI, and their pieces by hand."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from pcrobust.kinds.analysis import noisy_copies
+from pcrobust.kinds.representation import correlation_distance
+
+PLAN = """
+[model]
+plugin = "predify"
+
+[data]
+n = 8
+
+[run]
+timesteps = 2
+device = "cpu"
+batch_size = {batch_size}
+
+[[sections]]
+kind = "reconstruction"
+
+[[sections]]
+kind = "representation"
+"""
+
+
+def _run(cli, folder: Path, batch_size: int = 8) -> dict:
+    folder.mkdir(parents=True)
+    plan = folder / "plan.toml"
+    plan.write_text(PLAN.format(batch_size=batch_size))
+    code, _, err = cli("evaluate", "--plan", str(plan), "--quiet", "--out", str(folder / "out"))
+    assert code == 0, err
+    return json.loads((folder / "out" / "results.json").read_text())
+
+
+def test_both_kinds_run_normalised_by_t0_alike_across_runs_and_batch_sizes(cli, tmp_path: Path):
+    first = _run(cli, tmp_path / "a")
+    kinds = {section["kind"]: section for section in first["sections"]}
+    assert {"reconstruction", "representation"} <= set(kinds)
+    for kind in ("reconstruction", "representation"):
+        measures = kinds[kind]["measures"]
+        assert measures
+        for measure in measures:
+            assert measure["normalised"]["values"][0] == 1.0, (kind, measure["label"])
+    again = _run(cli, tmp_path / "b")
+    other = _run(cli, tmp_path / "c", batch_size=3)
+    for results in (again, other):
+        assert [s.get("measures") for s in results["sections"]] == [s.get("measures") for s in first["sections"]]
+
+
+def test_noise_is_drawn_per_image_and_reproducibly():
+    images = torch.full((2, 1, 4, 4), 0.5)
+    noisy = noisy_copies(images, 0.1, [0, 1], seed=7)
+    assert not torch.equal(noisy[0], noisy[1])
+    assert torch.equal(noisy, noisy_copies(images, 0.1, [0, 1], seed=7))
+    assert torch.equal(noisy[1], noisy_copies(images[1:], 0.1, [1], seed=7)[0])
+
+
+def test_correlation_distance_by_hand():
+    a = torch.tensor([1.0, 2.0, 3.0, 4.0]).reshape(1, 1, 4)
+    b = torch.tensor([1.0, 3.0, 2.0, 4.0]).reshape(1, 1, 4)
+    # centred: (-1.5, -0.5, 0.5, 1.5) and (-1.5, 0.5, -0.5, 1.5); r = (2.25 - 0.25 - 0.25 + 2.25) / 5 = 0.8
+    assert correlation_distance(a, b).item() == pytest.approx(0.2)
+    assert correlation_distance(a, a).item() == pytest.approx(0.0)
+    assert correlation_distance(a, -a).item() == pytest.approx(2.0)
