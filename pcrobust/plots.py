@@ -296,7 +296,8 @@ def corruption_figure(entry: dict[str, Any], normalisation: str, timesteps: Sequ
     ax.set_ylabel(f"corruption error, {names.get(normalisation, normalisation)}", fontsize=9)
     ax.set_title(_title(entry, model, f" – CE {names.get(normalisation, normalisation)}"), fontsize=10)
     _timestep_axis(ax, timesteps)
-    ax.legend(fontsize="x-small", loc="center left", bbox_to_anchor=(1.01, 0.5), framealpha=0.9)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="x-small", loc="center left", bbox_to_anchor=(1.01, 0.5), framealpha=0.9)
     return fig
 
 
@@ -336,7 +337,8 @@ def measures_figure(entry: dict[str, Any], timesteps: Sequence[int], model: str 
         ax.set_ylabel(f"{metric} / its value at t=0" if normalised else f"{metric} (mean)", fontsize=8)
         _timestep_axis(ax, timesteps)
         ax.xaxis.label.set_fontsize(8)
-        ax.legend(fontsize="x-small", framealpha=0.9, loc="best")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="x-small", framealpha=0.9, loc="best")
     for ax in axes[len(panels):]:
         ax.set_visible(False)
     what = "normalised by t=0" if normalised else "mean over images"
