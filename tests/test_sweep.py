@@ -191,3 +191,20 @@ def test_points_are_named_by_their_values_in_canonical_form():
     assert grid.points()[1].options() == {"beta": "0.5", "lambda": "0.25"}
     with pytest.raises(PcrobustError, match="not a number"):
         parse_axis("beta=0x1")
+
+
+def test_an_axis_can_address_one_pcoder_alone(cli, tmp_path):
+    """Seed 002's Fig. 3 protocol: the dynamics on one pcoder only (β = 1, λ = α = 0 for the others)."""
+    out = tmp_path / "one"
+    code, stdout, err = cli("sweep", "--plugin", "predify", "-o", "beta=1", "-o", "lambda=0", "-o", "alpha=0",
+                            "-o", "alpha.2=0.01", "--grid", "beta.2=0.4", "--grid", "lambda.2=0.2,0.7",
+                            "--n-clean", "8", "--timesteps", "1", "--noise-sigmas", "", "--attack", "none",
+                            "--quiet", "--out", str(out))
+    assert code == 0, err
+    document = _load(out / "sweep.json")
+    assert [(p["folder"], p["status"]) for p in document["points"]] == [
+        ("beta.2=0.4,lambda.2=0.2", "done"), ("beta.2=0.4,lambda.2=0.7", "skipped")]
+    assert "pcoder 2: need 0 ≤ β + λ ≤ 1" in document["points"][1]["reason"]
+    pcoders = _load(out / "beta.2=0.4,lambda.2=0.2" / "results.json")["model"]["pcoders"]
+    assert [(pc["beta"], pc["lambda"], pc["alpha"]) for pc in pcoders] == [(1.0, 0.0, 0.0), (0.4, 0.2, 0.01),
+                                                                          (1.0, 0.0, 0.0)]
