@@ -205,6 +205,8 @@ def evaluate(plan_file: str | None, preset: str | None, out: str, resume: bool, 
 
     host = _host()
     plan = _plan(host, plan_file, preset, flags)
+    if plan.sweep is not None:
+        raise PcrobustError("the plan has a [sweep] table: run it with `pcrobust sweep`, or remove the table")
     part = Shard.parse(shard) if shard else None
     folder = RunFolder(Path(out))
     ranks = Ranks.from_environment()
@@ -224,7 +226,7 @@ def evaluate(plan_file: str | None, preset: str | None, out: str, resume: bool, 
 @plan_options
 @click.option("--grid", "grid_axes", multiple=True, metavar="KEY=V1,V2,...",
               help="A grid axis: a model option and its values (repeatable, at most two axes; e.g. --grid "
-                   "beta=0.2,0.4 --grid lambda=0.1,0.2).")
+                   "beta=0.2,0.4 --grid lambda=0.1,0.2) [default: the plan's [sweep] table].")
 @click.option("--out", type=click.Path(file_okay=False), default="pcrobust-sweep", show_default=True,
               help="Folder of the sweep: sweep.json, the heat maps, and one run folder per grid point.")
 @click.option("--resume", is_flag=True, help="Continue a sweep in --out: skip finished points, resume the others.")
@@ -233,14 +235,19 @@ def sweep(plan_file: str | None, preset: str | None, grid_axes: tuple[str, ...],
           quiet: bool, **flags: Any) -> None:
     """Run a plan at every point of a grid of model options; write sweep.json and heat maps to --out."""
     from pcrobust.run.store import RunFolder
-    from pcrobust.sweep.grid import parse_grid
+    from pcrobust.sweep.grid import parse_grid, spec_grid
     from pcrobust.sweep.run import SWEEP_FILE, Sweep
     from pcrobust.sweep.summary import render_sweep_summary
 
     host = _host()
     plan = _plan(host, plan_file, preset, flags)
     entry = host.model(plan.model.plugin, plan.model.name)
-    grid = parse_grid(grid_axes, entry.option_help, plan.model_options(), entry.name)
+    if plan.sweep is not None and grid_axes:
+        raise PcrobustError("the plan has a [sweep] table: give the grid there or with --grid, not both")
+    if plan.sweep is not None:
+        grid = spec_grid(plan.sweep, entry.option_help, plan.model_options(), entry.name)
+    else:
+        grid = parse_grid(grid_axes, entry.option_help, plan.model_options(), entry.name)
     folder = RunFolder(Path(out))
     with folder.locked():
         document = Sweep(host, plan, grid, folder.path, click.echo, partial(click.echo, err=True)).run(

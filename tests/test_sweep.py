@@ -135,7 +135,7 @@ def test_resume_skips_finished_points_and_runs_new_ones(swept, cli, tmp_path):
     assert [p["status"] for p in document["points"]].count("skipped") == 1
 
 
-def test_a_plan_file_sweeps_one_axis_and_a_new_sweep_replaces_the_earlier_one(swept, cli, tmp_path):
+def test_a_plan_files_sweep_table_sweeps_one_axis_and_a_new_sweep_replaces_the_earlier_one(swept, cli, tmp_path):
     import shutil
 
     out = tmp_path / "grid"
@@ -145,8 +145,10 @@ def test_a_plan_file_sweeps_one_axis_and_a_new_sweep_replaces_the_earlier_one(sw
                           "--attack", "none", "--device", "cpu")
     assert code == 0, err
     plan = tmp_path / "plan.toml"
-    plan.write_text(toml)
-    code, stdout, err = cli("sweep", "--plan", str(plan), "--grid", "alpha=0.01,0.05", "--out", str(out), "--quiet")
+    plan.write_text(toml + "\n[sweep]\ngrid = { alpha = [0.01, 0.05] }\n")
+    code, printed, err = cli("plan", "--plan", str(plan))
+    assert code == 0 and printed.endswith("[sweep.grid]\nalpha = [\n    0.01,\n    0.05,\n]\n"), printed
+    code, stdout, err = cli("sweep", "--plan", str(plan), "--out", str(out), "--quiet")
     assert code == 0, err
     document = _load(out / "sweep.json")
     assert [p["folder"] for p in document["points"]] == ["alpha=0.01", "alpha=0.05"]
@@ -171,6 +173,35 @@ def test_a_plan_file_sweeps_one_axis_and_a_new_sweep_replaces_the_earlier_one(sw
 def test_bad_grid_specs_are_refused_with_one_line(cli, tmp_path, grid, message):
     code, _, err = cli("sweep", "--plugin", "predify", *grid, "--out", str(tmp_path / "out"))
     assert message in _one_line_error(code, err)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("table", "message"), [
+    ("grid = { beta = [0.2, 'high'] }", "sweep: grid.beta[1]: input should be a valid number, got 'high'"),
+    ("grid = { beta = [true] }", "sweep: grid.beta[0]: input should be a valid number, got True"),
+    ("grid = { beta = [nan] }", "sweep: grid.beta[0]: input should be a finite number"),
+    ("grid = { beta = [] }", "sweep.grid.beta: no values"),
+    ("grid = {}", "sweep: grid: dictionary should have at least 1 item"),
+    ("grids = { beta = [0.2] }", "sweep: missing key 'grid'"),
+    ("grid = { beta = [0.2] }\nmode = 'all'", "sweep: unknown key 'mode'"),
+    ("grid = { gamma = [0.2] }", "sweep.grid.gamma: model 'mnist-pnet' has no option 'gamma'"),
+    ("grid = { beta = [0.2, 0.2] }", "sweep.grid.beta: value 0.2 is given twice"),
+])
+def test_bad_sweep_tables_are_refused_with_one_line(cli, tmp_path, table, message):
+    plan = tmp_path / "plan.toml"
+    plan.write_text(f'[model]\nplugin = "predify"\n[[sections]]\nkind = "clean"\n[sweep]\n{table}\n')
+    code, _, err = cli("sweep", "--plan", str(plan), "--out", str(tmp_path / "out"))
+    assert message in _one_line_error(code, err)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_sweep_table_is_not_a_single_run_and_not_combined_with_grid_flags(cli, tmp_path):
+    plan = tmp_path / "plan.toml"
+    plan.write_text('[model]\nplugin = "predify"\n[[sections]]\nkind = "clean"\n[sweep]\ngrid = { beta = [0.2] }\n')
+    code, _, err = cli("evaluate", "--plan", str(plan), "--out", str(tmp_path / "out"))
+    assert "the plan has a [sweep] table: run it with `pcrobust sweep`" in _one_line_error(code, err)
+    code, _, err = cli("sweep", "--plan", str(plan), "--grid", "lambda=0.1", "--out", str(tmp_path / "out"))
+    assert "give the grid there or with --grid, not both" in _one_line_error(code, err)
     assert not (tmp_path / "out").exists()
 
 

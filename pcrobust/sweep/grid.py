@@ -11,10 +11,15 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import Field
 
 from pcrobust.errors import PcrobustError
+from pcrobust.schema import Schema
 
 MAX_AXES = 2
+GridValue = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
 
 def canonical_number(value: float) -> str:
@@ -74,7 +79,7 @@ def _number(key: str, text: str) -> float:
 
 
 def parse_axis(text: str) -> Axis:
-    """``KEY=V1,V2,...`` into an :class:`Axis`; empty, non-numeric or repeated values are errors."""
+    """``KEY=V1,V2,...`` into an :class:`Axis`; empty or non-numeric values are errors."""
     key, sep, values = text.partition("=")
     key = key.strip()
     if not sep or not key:
@@ -82,31 +87,52 @@ def parse_axis(text: str) -> Axis:
     items = [item.strip() for item in values.split(",")]
     if not values.strip() or any(not item for item in items):
         raise PcrobustError(f"--grid {key}: empty value in {values!r}; give numbers separated by commas")
-    numbers = tuple(_number(key, item) for item in items)
-    repeated = [value for value in numbers if numbers.count(value) > 1]
-    if repeated:
-        raise PcrobustError(f"--grid {key}: value {canonical_number(repeated[0])} is given twice")
-    return Axis(key, numbers)
+    return Axis(key, tuple(_number(key, item) for item in items))
 
 
-def parse_grid(texts: Sequence[str], option_help: Mapping[str, str], model_options: Mapping[str, str],
-               model: str) -> Grid:
-    """The grid of ``--grid`` texts for a model whose options are ``option_help``; an axis must be one of them
-    and must not also be fixed in ``model_options``."""
-    if not texts:
-        raise PcrobustError("name at least one grid axis: --grid KEY=V1,V2,... (e.g. --grid beta=0.2,0.4)")
-    axes = [parse_axis(text) for text in texts]
+class SweepSpec(Schema):
+    """A plan's ``[sweep]`` table: ``grid = { beta = [0.2, 0.4], lambda = [0.1, 0.2] }``."""
+
+    grid: dict[str, list[GridValue]] = Field(min_length=1, description="model option → its values, one or two "
+                                             "axes (rows, then columns of the heat maps)")
+
+
+def check_grid(axes: Sequence[Axis], option_help: Mapping[str, str], model_options: Mapping[str, str],
+               model: str, where: str = "--grid ") -> Grid:
+    """The grid of ``axes`` for a model whose options are ``option_help``: an axis must be one of them, must not
+    also be fixed in ``model_options``, and needs distinct values."""
+    if not axes:
+        raise PcrobustError("name at least one grid axis: --grid KEY=V1,V2,... (e.g. --grid beta=0.2,0.4) or a "
+                            "[sweep] table in the plan")
     if len(axes) > MAX_AXES:
         raise PcrobustError(f"a grid has at most {MAX_AXES} axes, got {len(axes)}")
     keys = [axis.key for axis in axes]
     for axis in axes:
         if axis.key not in option_help:
             available = ", ".join(option_help) or "none"
-            raise PcrobustError(f"--grid {axis.key}: model {model!r} has no option {axis.key!r}; "
+            raise PcrobustError(f"{where}{axis.key}: model {model!r} has no option {axis.key!r}; "
                                 f"its options: {available}")
         if keys.count(axis.key) > 1:
-            raise PcrobustError(f"--grid {axis.key}: axis given twice")
+            raise PcrobustError(f"{where}{axis.key}: axis given twice")
         if axis.key in model_options:
-            raise PcrobustError(f"--grid {axis.key}: the option is also fixed in the plan's model options; "
+            raise PcrobustError(f"{where}{axis.key}: the option is also fixed in the plan's model options; "
                                 "drop one of them")
+        if not axis.values:
+            raise PcrobustError(f"{where}{axis.key}: no values")
+        repeated = [value for value in axis.values if axis.values.count(value) > 1]
+        if repeated:
+            raise PcrobustError(f"{where}{axis.key}: value {canonical_number(repeated[0])} is given twice")
     return Grid(tuple(axes))
+
+
+def parse_grid(texts: Sequence[str], option_help: Mapping[str, str], model_options: Mapping[str, str],
+               model: str) -> Grid:
+    """The grid of ``--grid`` texts (see :func:`check_grid`)."""
+    return check_grid([parse_axis(text) for text in texts], option_help, model_options, model)
+
+
+def spec_grid(spec: SweepSpec, option_help: Mapping[str, str], model_options: Mapping[str, str],
+              model: str) -> Grid:
+    """The grid of a plan's ``[sweep]`` table (see :func:`check_grid`)."""
+    axes = [Axis(key, tuple(float(v) for v in values)) for key, values in spec.grid.items()]
+    return check_grid(axes, option_help, model_options, model, "sweep.grid.")

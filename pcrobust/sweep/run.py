@@ -31,9 +31,9 @@ RESULTS_FILE = "results.json"
 
 
 def point_plan(plan: Plan, point: Point) -> Plan:
-    """``plan`` with the point's values added to its model options."""
+    """``plan`` with the point's values added to its model options (and no grid: a point is a single run)."""
     options = {**plan.model.options, **point.options()}
-    return replace(plan, model=plan.model.model_copy(update={"options": options}))
+    return replace(plan, model=plan.model.model_copy(update={"options": options}), sweep=None)
 
 
 def read_sweep(out: Path) -> dict[str, Any] | None:
@@ -91,6 +91,7 @@ class Sweep:
 
     def __init__(self, host: PluginHost, plan: Plan, grid: Grid, out: Path, echo: Callable[[str], None],
                  warn: Callable[[str], None]) -> None:
+        plan = replace(plan, sweep=None)  # the grid is recorded on its own, so a grid may grow on resume
         self.host, self.plan, self.grid, self.out, self.echo, self.warn = host, plan, grid, out, echo, warn
         self.document: dict[str, Any] = {
             "schema": SWEEP_SCHEMA,
