@@ -79,6 +79,11 @@ def _curve(ax: Any, cells: SeriesCells, axis: tuple[str, list[float]], status: d
     drawn = [(v, number) for v, number in drawn if number is not None]
     if drawn:
         ax.plot([v for v, _ in drawn], [number for _, number in drawn], marker="o", markersize=4)
+    if which == "value":
+        ax.set_ylim(0, 1)  # rates, on the axis of the runs' own plots
+    else:
+        ax.axhline(0.0, color="#666666", linewidth=0.8)
+    ax.set_xticks(values, [canonical_number(v) for v in values])
     skipped = [v for v in values if status.get(_name({key: v})) == "skipped"]
     for v in skipped:
         ax.axvline(v, color=SKIPPED_COLOUR, linestyle=":", linewidth=1)
