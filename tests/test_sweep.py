@@ -135,6 +135,17 @@ def test_resume_skips_finished_points_and_runs_new_ones(swept, cli, tmp_path):
     assert [p["status"] for p in document["points"]].count("skipped") == 1
 
 
+def test_resume_refuses_a_sweep_of_another_plan(swept, cli, tmp_path):
+    import shutil
+
+    out = tmp_path / "grid"
+    shutil.copytree(swept[0], out)
+    before = (out / "sweep.json").read_bytes()
+    code, _, err = cli("sweep", "--plugin", "predify", *GRID, *BUDGET, "--seed", "1", "--out", str(out), "--resume")
+    assert "holds a sweep of another plan; resume needs the same plan" in _one_line_error(code, err)
+    assert (out / "sweep.json").read_bytes() == before
+
+
 def test_a_plan_files_sweep_table_sweeps_one_axis_and_a_new_sweep_replaces_the_earlier_one(swept, cli, tmp_path):
     import shutil
 

@@ -105,7 +105,7 @@ def sweep_figure(document: dict[str, Any], cells: SeriesCells) -> Figure:
             _heatmap(ax, _matrix(cells, axes, which), axes, status, which == "change", title)
         else:
             _curve(ax, cells, axes[0], status, which, title)
-    model = document["plan"]["model"]
+    model = document.get("model") or document["plan"]["model"]
     fig.suptitle(f"{cells.section_title} [{cells.section_id}] · {cells.label} · {model['plugin']}"
                  f"{' ' + model['name'] if model.get('name') else ''}", fontsize=10)
     return fig

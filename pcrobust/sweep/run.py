@@ -99,6 +99,7 @@ class Sweep:
             "plan": plan.to_dict(),
             "plan_digest": plan.digest(),
             "timesteps": None,
+            "model": None,
             "points": [{"values": dict(point.values), "folder": point.name, "status": "pending"}
                        for point in grid.points()],
             "provenance": {**software_provenance(host), "seed": plan.run.seed, "data_seed": plan.data.seed},
@@ -153,5 +154,6 @@ class Sweep:
     def _done(self, record: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
         if self.document["timesteps"] is None:
             self.document["timesteps"] = results["timesteps"]
+            self.document["model"] = {key: results["model"].get(key) for key in ("plugin", "name")}
             self.document["provenance"]["device"] = results["provenance"].get("device")
         return {**record, "status": "done", "sections": point_sections(results)}
