@@ -234,11 +234,15 @@ def evaluate(plan_file: str | None, preset: str | None, out: str, resume: bool, 
 def sweep(plan_file: str | None, preset: str | None, grid_axes: tuple[str, ...], out: str, resume: bool,
           quiet: bool, **flags: Any) -> None:
     """Run a plan at every point of a grid of model options; write sweep.json and heat maps to --out."""
+    from pcrobust.run.ranks import Ranks
     from pcrobust.run.store import RunFolder
     from pcrobust.sweep.grid import parse_grid, spec_grid
     from pcrobust.sweep.run import SWEEP_FILE, Sweep
     from pcrobust.sweep.summary import render_sweep_summary
 
+    if Ranks.from_environment() is not None:
+        raise PcrobustError("a sweep runs in one process; to split one point across ranks, evaluate it with "
+                            "torchrun and its -o options")
     host = _host()
     plan = _plan(host, plan_file, preset, flags)
     entry = host.model(plan.model.plugin, plan.model.name)

@@ -216,6 +216,15 @@ def test_a_sweep_table_is_not_a_single_run_and_not_combined_with_grid_flags(cli,
     assert not (tmp_path / "out").exists()
 
 
+def test_a_sweep_is_refused_under_torchrun(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    code, _, err = cli("sweep", "--plugin", "predify", *GRID, "--out", str(tmp_path / "out"))
+    assert "a sweep runs in one process" in _one_line_error(code, err)
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_grid_with_no_valid_point_fails_with_one_line(cli, tmp_path):
     code, _, err = cli("sweep", "--plugin", "predify", "--grid", "beta=0.95", "--grid", "lambda=0.1,0.2",
                        "--n-clean", "8", "--timesteps", "1", "--attack", "none", "--noise-sigmas", "",
