@@ -1,4 +1,4 @@
-"""The ``pcrobust`` command line: evaluate, plan, merge, report, check, plugins, models, presets, train."""
+"""The ``pcrobust`` command line: evaluate, sweep, plan, merge, report, check, plugins, models, presets, train."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -179,9 +180,15 @@ def _plan(host: PluginHost, plan_file: str | None, preset: str | None, flags: di
     return parse_plan(plan_from_flags(flags), host.registries)
 
 
+def plan_sources(command: Any) -> Any:
+    """``--plan`` and ``--preset`` (``evaluate`` and ``sweep`` share them)."""
+    command = click.option("--preset", help="A plan shipped in a package (see `pcrobust presets`).")(command)
+    return click.option("--plan", "plan_file", type=click.Path(dir_okay=False),
+                        help="A TOML plan (see `pcrobust plan`).")(command)
+
+
 @cli.command()
-@click.option("--plan", "plan_file", type=click.Path(dir_okay=False), help="A TOML plan (see `pcrobust plan`).")
-@click.option("--preset", help="A plan shipped in a package (see `pcrobust presets`).")
+@plan_sources
 @plan_options
 @click.option("--out", type=click.Path(file_okay=False), default="pcrobust-results", show_default=True,
               help="Folder of the run (one run per folder).")
@@ -198,6 +205,8 @@ def evaluate(plan_file: str | None, preset: str | None, out: str, resume: bool, 
 
     host = _host()
     plan = _plan(host, plan_file, preset, flags)
+    if plan.sweep is not None:
+        raise PcrobustError("the plan has a [sweep] table: run it with `pcrobust sweep`, or remove the table")
     part = Shard.parse(shard) if shard else None
     folder = RunFolder(Path(out))
     ranks = Ranks.from_environment()
@@ -210,6 +219,45 @@ def evaluate(plan_file: str | None, preset: str | None, out: str, resume: bool, 
             click.echo(f"shard {part} stored in {folder.path}; combine the shards with `pcrobust merge`")
             return
         _finish(results, folder)
+
+
+@cli.command()
+@plan_sources
+@plan_options
+@click.option("--grid", "grid_axes", multiple=True, metavar="KEY=V1,V2,...",
+              help="A grid axis: a model option and its values (repeatable, at most two axes; e.g. --grid "
+                   "beta=0.2,0.4 --grid lambda=0.1,0.2) [default: the plan's [sweep] table].")
+@click.option("--out", type=click.Path(file_okay=False), default="pcrobust-sweep", show_default=True,
+              help="Folder of the sweep: sweep.json, the heat maps, and one run folder per grid point.")
+@click.option("--resume", is_flag=True, help="Continue a sweep in --out: skip finished points, resume the others.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def sweep(plan_file: str | None, preset: str | None, grid_axes: tuple[str, ...], out: str, resume: bool,
+          quiet: bool, **flags: Any) -> None:
+    """Run a plan at every point of a grid of model options; write sweep.json and heat maps to --out."""
+    from pcrobust.run.ranks import Ranks
+    from pcrobust.run.store import RunFolder
+    from pcrobust.sweep.grid import parse_grid, spec_grid
+    from pcrobust.sweep.run import SWEEP_FILE, Sweep
+    from pcrobust.sweep.summary import render_sweep_summary
+
+    if Ranks.from_environment() is not None:
+        raise PcrobustError("a sweep runs in one process; to split one point across ranks, evaluate it with "
+                            "torchrun and its -o options")
+    host = _host()
+    plan = _plan(host, plan_file, preset, flags)
+    entry = host.model(plan.model.plugin, plan.model.name)
+    if plan.sweep is not None and grid_axes:
+        raise PcrobustError("the plan has a [sweep] table: give the grid there or with --grid, not both")
+    if plan.sweep is not None:
+        grid = spec_grid(plan.sweep, entry.option_help, plan.model_options(), entry.name)
+    else:
+        grid = parse_grid(grid_axes, entry.option_help, plan.model_options(), entry.name)
+    folder = RunFolder(Path(out))
+    with folder.locked():
+        document = Sweep(host, plan, grid, folder.path, click.echo, partial(click.echo, err=True)).run(
+            resume=resume, progress=not quiet)
+    click.echo(render_sweep_summary(document), nl=False)
+    click.echo(f"sweep written to {folder.path / SWEEP_FILE}")
 
 
 def _finish(results: dict[str, Any], folder: RunFolder) -> None:

@@ -82,6 +82,18 @@ def resolve(host: PluginHost, plan: Plan, progress: bool = True, ranks: Ranks | 
     return context
 
 
+def software_provenance(host: PluginHost) -> dict[str, Any]:
+    """The versions of pcrobust, its plugins (and those left out), torch, numpy and Python."""
+    return {
+        "pcrobust": __version__,
+        "plugins": {name: info.version for name, info in host.info.items() if name not in host.broken},
+        "plugins_left_out": dict(host.broken),
+        "torch": str(torch.__version__),
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
 def facts(host: PluginHost, plan: Plan, context: RunContext) -> dict[str, Any]:
     """What results record about the model, the data and the software, fixed before any unit runs."""
     entry = host.model(plan.model.plugin, plan.model.name)
@@ -92,12 +104,7 @@ def facts(host: PluginHost, plan: Plan, context: RunContext) -> dict[str, Any]:
         "model": {"plugin": plan.model.plugin, "name": entry.name, **model.describe()},
         "dataset": {**context.data.describe(), "n_evaluated": len(context.evaluated), "selection": SELECTION_RULE},
         "provenance": {
-            "pcrobust": __version__,
-            "plugins": {name: info.version for name, info in host.info.items() if name not in host.broken},
-            "plugins_left_out": dict(host.broken),
-            "torch": str(torch.__version__),
-            "numpy": np.__version__,
-            "python": platform.python_version(),
+            **software_provenance(host),
             "device": str(context.device),
             "seed": plan.run.seed,
             "data_seed": plan.data.seed,
@@ -127,6 +134,15 @@ def run(host: PluginHost, plan: Plan, folder: RunFolder, *, resume: bool = False
         return _execute(host, plan, folder, context, resume, shard, None)
     with process_group(ranks, context.device):
         return _execute(host, plan, folder, context, resume, ranks.shard, ranks)
+
+
+def run_resolved(host: PluginHost, plan: Plan, folder: RunFolder, context: RunContext, *,
+                 resume: bool = False) -> dict[str, Any]:
+    """Execute ``plan`` into ``folder`` in this process with a context :func:`resolve` built; returns the results
+    document."""
+    results = _execute(host, plan, folder, context, resume, None, None)
+    assert results is not None  # a whole run in one process always assembles
+    return results
 
 
 def _execute(host: PluginHost, plan: Plan, folder: RunFolder, context: RunContext, resume: bool,

@@ -2,7 +2,8 @@
 
 A plan is read from TOML (``pcrobust evaluate --plan``), built from the CLI's shorthand flags, or shipped
 as a preset; all three go through :func:`parse_plan`, which validates every name, number and conflicting
-option before any work and names the section and key of the first problem.
+option before any work and names the section and key of the first problem. A plan may also hold a
+``[sweep]`` table: the grid of model options ``pcrobust sweep`` runs it over.
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ from pcrobust.names import slug
 from pcrobust.schema import validated
 from pcrobust.sections import Section, SectionKind
 from pcrobust.specs import DataSpec, ModelSpec, RunSpec, option_strings
+from pcrobust.sweep.grid import SweepSpec
 
 if TYPE_CHECKING:
     from pcrobust.registry import Registries
 
-PLAN_KEYS = ("model", "data", "run", "sections")
+PLAN_KEYS = ("model", "data", "run", "sections", "sweep")
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,8 @@ class Plan:
     data: DataSpec
     run: RunSpec
     sections: tuple[Section, ...]
+    sweep: SweepSpec | None = None
+    """The grid of model options ``pcrobust sweep`` runs the plan over; absent for a single run."""
 
     def model_options(self) -> dict[str, str]:
         """Model options as the strings a model's ``build`` receives."""
@@ -51,6 +55,7 @@ class Plan:
             "data": self.data.model_dump(mode="json", exclude_none=True),
             "run": self.run.model_dump(mode="json", exclude_none=True),
             "sections": [section.to_dict() for section in self.sections],
+            **({"sweep": self.sweep.model_dump(mode="json")} if self.sweep is not None else {}),
         }
 
     def digest(self) -> str:
@@ -63,7 +68,7 @@ class Plan:
         if any(isinstance(value, dict) for section in plan["sections"] for table in section.values()
                if isinstance(table, dict) for value in table.values()):
             return tomli_w.dumps(plan)  # deeper nesting than one table per section: TOML's general form
-        sections = plan.pop("sections")
+        sections, sweep = plan.pop("sections"), plan.pop("sweep", None)
         text = tomli_w.dumps(plan)
         for section in sections:
             flat = {key: value for key, value in section.items() if not isinstance(value, dict)}
@@ -71,7 +76,7 @@ class Plan:
             for key, table in section.items():
                 if isinstance(table, dict):
                     text += f"\n[sections.{key}]\n" + tomli_w.dumps(table)
-        return text
+        return text + ("\n" + tomli_w.dumps({"sweep": sweep}) if sweep is not None else "")
 
 
 def _section_label(kind: Any, raw: Mapping[str, Any]) -> str:
@@ -140,7 +145,8 @@ def parse_plan(raw: Mapping[str, Any], registries: Registries) -> Plan:
     if not isinstance(sections, list) or not sections:
         raise PcrobustError("plan: 'sections' must be a non-empty list of tables ([[sections]] in TOML)")
     parsed = [_section(number, section, registries) for number, section in enumerate(sections, start=1)]
-    return Plan(model, data, run, _unique_ids(parsed))
+    sweep = validated(SweepSpec, raw["sweep"], "sweep") if "sweep" in raw else None
+    return Plan(model, data, run, _unique_ids(parsed), sweep)
 
 
 def read_plan_file(path: Path) -> dict[str, Any]:

@@ -222,6 +222,8 @@ def test_models_lists_each_model_with_its_dataset_default_and_options(cli):
     assert "  -o eta=...  online update step η" in out
     lite0 = listing["pefficientnet-lite0"]
     assert lite0["dataset"] == "foolbox-imagenet" and lite0["trainable"] and set(lite0["options"]) == {
-        "beta", "lambda", "alpha"}
+        "beta", "lambda", "alpha", *(f"{key}.{n}" for key in ("beta", "lambda", "alpha") for n in range(1, 9))}
+    assert set(listing["mnist-pnet"]["options"]) == {"beta", "lambda", "alpha", "beta.1", "lambda.1", "alpha.1",
+                                                     "beta.2", "lambda.2", "alpha.2", "beta.3", "lambda.3", "alpha.3"}
     code, _, err = cli("models", "--plugin", "nope")
     assert code == 2 and "unknown plugin 'nope'" in err

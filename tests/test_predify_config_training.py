@@ -68,6 +68,22 @@ def test_hyperparameter_options_apply_after_loading():
         mnist.build(None, {"gamma": "1"})
 
 
+def test_one_pcoder_options_apply_after_those_of_every_pcoder():
+    net = mnist.build(None, {"beta": "1", "lambda": "0", "alpha": "0", "beta.2": "0.3", "lambda.2": "0.6",
+                             "alpha.2": "0.05"})
+    assert [(pc.hyperparameters.beta, pc.hyperparameters.lam, pc.hyperparameters.alpha) for pc in net.pcoders] == [
+        (1.0, 0.0, 0.0), (0.3, 0.6, 0.05), (1.0, 0.0, 0.0)]
+    # validated once per pcoder on the combined values: the network's β = 0.8 with λ.2 = 0.5 alone is too much
+    with pytest.raises(PcrobustError, match="pcoder 2: need 0 ≤ β \\+ λ ≤ 1, got β \\+ λ = 1.3"):
+        mnist.build(None, {"lambda.2": "0.5"})
+    assert mnist.build(None, {"beta.2": "0.4", "lambda.2": "0.5"}).pcoders[1].hyperparameters.beta == 0.4
+    with pytest.raises(PcrobustError, match="option beta.4: the network has 3 pcoders"):
+        mnist.build(None, {"beta.4": "0.5"})
+    for key in ("beta.0", "beta.x", "gamma.1"):
+        with pytest.raises(PcrobustError, match=f"unknown option '{key}'"):
+            mnist.build(None, {key: "0.5"})
+
+
 def test_checkpoints_round_trip_and_reject_other_files(tmp_path: Path, images):
     net = make_tiny()
     path = save_checkpoint(net, tmp_path / "tiny.pt", {"note": "test"})

@@ -95,13 +95,19 @@ class RunFolder:
             for leftover in self.path.rglob(".*.tmp"):  # half-written files of a killed process
                 leftover.unlink()
             return True
-        if record is not None:
-            self.remove_outputs(record.get("outputs", []))
-            shutil.rmtree(self.path / UNITS_DIR, ignore_errors=True)
-            for name in (PLAN_FILE, RUN_RECORD):
-                (self.path / name).unlink(missing_ok=True)
+        self.clear()
         self.path.mkdir(parents=True, exist_ok=True)
         return False
+
+    def clear(self) -> None:
+        """Remove the files a run wrote here: its outputs, units, plan and record (nothing else)."""
+        record = self.record()
+        if record is None:
+            return
+        self.remove_outputs(record.get("outputs", []))
+        shutil.rmtree(self.path / UNITS_DIR, ignore_errors=True)
+        for name in (PLAN_FILE, RUN_RECORD):
+            (self.path / name).unlink(missing_ok=True)
 
     def write_record(self, record: Mapping[str, Any], plan_toml: str) -> None:
         atomic_write_text(self.path / PLAN_FILE, plan_toml)

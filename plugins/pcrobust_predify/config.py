@@ -111,18 +111,47 @@ def load_config(path: Path) -> PredifyConfig:
     return parse_config(raw, str(path))
 
 
+def pcoder_option(key: str) -> tuple[str, int] | None:
+    """``"beta.2"`` → ``("beta", 2)``: a hyperparameter of one pcoder (numbered from 1, bottom to top)."""
+    name, sep, number = key.partition(".")
+    if sep and name in _HP_KEYS and number.isdigit() and int(number) >= 1:
+        return name, int(number)
+    return None
+
+
+def _is_hyperparameter(key: str) -> bool:
+    return key in _HP_KEYS or pcoder_option(key) is not None
+
+
 def split_options(options: Mapping[str, str], allowed: tuple[str, ...]) -> tuple[dict[str, float], dict[str, str]]:
-    """Separate β/λ/α overrides (``beta``, ``lambda``, ``alpha``, as numbers) from a model's other
-    ``allowed`` options; any other key is an error naming what is accepted."""
+    """Separate β/λ/α overrides (``beta``, ``lambda``, ``alpha`` for every pcoder, ``beta.N`` ... for pcoder N
+    alone, as numbers) from a model's other ``allowed`` options; any other key is an error naming what is
+    accepted."""
     known = (*_HP_KEYS, *allowed)
-    unknown = set(options) - set(known)
+    unknown = {key for key in options if key not in known and not _is_hyperparameter(key)}
     if unknown:
-        raise PcrobustError(f"unknown option {sorted(unknown)[0]!r}; available: {', '.join(known)}")
+        raise PcrobustError(f"unknown option {sorted(unknown)[0]!r}; available: {', '.join(known)}, and "
+                            "beta.N, lambda.N, alpha.N for pcoder N alone")
     try:
-        hyperparameters = {k: float(v) for k, v in options.items() if k in _HP_KEYS}
+        hyperparameters = {k: float(v) for k, v in options.items() if _is_hyperparameter(k)}
     except ValueError as exc:
         raise PcrobustError(f"hyperparameter values must be numbers: {exc}") from None
-    return hyperparameters, {k: v for k, v in options.items() if k not in _HP_KEYS}
+    return hyperparameters, {k: v for k, v in options.items() if not _is_hyperparameter(k)}
+
+
+def layer_overrides(hyperparameters: Mapping[str, float], layers: int) -> list[dict[str, float]]:
+    """Per pcoder, its β/λ/α overrides: those of every pcoder, then its own (``beta.N``) on top."""
+    overrides: list[dict[str, float]] = [{k: v for k, v in hyperparameters.items() if k in _HP_KEYS}
+                                         for _ in range(layers)]
+    for key, value in hyperparameters.items():
+        own = pcoder_option(key)
+        if own is None:
+            continue
+        name, number = own
+        if number > layers:
+            raise PcrobustError(f"option {key}: the network has {layers} pcoders (numbered 1 to {layers})")
+        overrides[number - 1][name] = value
+    return overrides
 
 
 def build_predictor(spec: tuple[Mapping[str, Any], ...], where: str) -> nn.Module:
@@ -168,14 +197,16 @@ def layer_output_shapes(backbone: nn.Module, paths: list[str], input_size: tuple
 
 def predify(backbone: nn.Module, config: PredifyConfig | Path, *,
             hyperparameters: Mapping[str, float] | None = None, gradient_mode: str = "exact") -> PredifyNet:
-    """Wrap ``backbone`` into a :class:`PredifyNet`; ``hyperparameters`` override β/λ/α of every pcoder."""
+    """Wrap ``backbone`` into a :class:`PredifyNet`; ``hyperparameters`` override β/λ/α of every pcoder
+    (``beta``) or of pcoder N alone (``beta.N``, applied after those of every pcoder)."""
     cfg = config if isinstance(config, PredifyConfig) else load_config(config)
     paths = [layer.module for layer in cfg.layers]
     shapes = layer_output_shapes(backbone, paths, cfg.input_size)
     targets = [torch.Size(cfg.input_size), *shapes[:-1]]
     pcoders = []
+    overrides = layer_overrides(hyperparameters or {}, len(cfg.layers))
     for i, layer in enumerate(cfg.layers):
-        hps = _hyperparameters(hyperparameters or {}, layer.hyperparameters, "hyperparameter override")
+        hps = _hyperparameters(overrides[i], layer.hyperparameters, f"hyperparameter override of pcoder {i + 1}")
         predictor = (build_predictor(layer.predictor, f"pcoders[{i}]") if layer.predictor
                      else default_predictor(shapes[i], targets[i]))
         pcoders.append(PCoder(predictor, hps, has_feedback=i < len(cfg.layers) - 1))
