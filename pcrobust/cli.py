@@ -107,6 +107,7 @@ def plan_options(command: Any) -> Any:
         click.option("--dataset", help=field_help(DataSpec, "dataset")),
         click.option("--split", help=field_help(DataSpec, "split")),
         click.option("--data", type=click.Path(), help=field_help(DataSpec, "path")),
+        click.option("--masks", type=click.Path(), help=field_help(DataSpec, "masks")),
         click.option("--n-clean", type=int, help=field_help(DataSpec, "n")),
         click.option("--seed", type=int, help="seed of the image order and of every random draw [default: 0]"),
         click.option("--timesteps", type=int, help=field_help(RunSpec, "timesteps")),

@@ -18,7 +18,7 @@ from pcrobust.schema import Schema
 PLAN_FLAGS: dict[str, tuple[str, str]] = {
     "plugin": ("model", "plugin"), "model": ("model", "name"), "weights": ("model", "weights"),
     "gradient_mode": ("model", "gradient_mode"), "dataset": ("data", "dataset"), "split": ("data", "split"),
-    "data": ("data", "path"),
+    "data": ("data", "path"), "masks": ("data", "masks"),
     "n_clean": ("data", "n"), "timesteps": ("run", "timesteps"), "device": ("run", "device"),
     "batch_size": ("run", "batch_size"), "images_per_unit": ("run", "images_per_unit"), "level": ("run", "level"),
     "precision": ("run", "precision"),
