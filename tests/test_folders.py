@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from pcrobust.errors import PcrobustError
+from pcrobust.registry import DatasetEntry
 from pcrobust_datasets.imagenet import foolbox_data_dir, load_foolbox_imagenet, read_imagenet_folder, wordnet_ids
 from pcrobust_datasets.mnist import load_mnist_5k, read_digit_folder
 
@@ -184,3 +185,12 @@ def test_masks_need_a_data_folder(cli, tmp_path):
     code, _, err = cli("evaluate", "--plugin", "predify", "--masks", str(tmp_path), "--quiet", "--out",
                        str(tmp_path / "r"))
     assert code == 2 and len(err.strip().splitlines()) == 1 and "needs --data" in err
+
+
+def test_a_folder_reader_without_masks_refuses_a_masks_folder(tmp_path, digits):
+    root = write_digits(tmp_path / "digits", *digits)
+    entry = DatasetEntry(name="plain", description="", splits=("test",), load=load_mnist_5k,
+                         read_folder=lambda folder: read_digit_folder(folder))
+    assert len(entry.read(root)) == DIGITS
+    with pytest.raises(PcrobustError, match="dataset 'plain' reads no folder of masks"):
+        entry.read(root, tmp_path)
