@@ -175,6 +175,9 @@ def analysis_sections(flags: Mapping[str, Any]) -> list[dict[str, Any]]:
         section: dict[str, Any] = {"kind": kind}
         if values is not None:
             section["sigmas"] = [v for v in values if v != 0] if kind == "representation" else values
+            if not section["sigmas"]:
+                raise PcrobustError(f"--analysis-sigmas gives {kind} no σ; it compares noisy copies (σ > 0) "
+                                    "with the clean image")
         if n is not None:
             section["n"] = n
         sections.append(section)

@@ -103,6 +103,7 @@ def test_analyses_flag_writes_both_sections_per_layer_and_timestep_with_plots(cl
     (["--analyses", ""], "--analyses"),
     (["--analysis-sigmas", "0.1"], "--analyses"),
     (["--analyses", "all", "--analysis-sigmas", "a"], "--analysis-sigmas"),
+    (["--analyses", "representation", "--analysis-sigmas", "0"], "representation no σ"),
 ])
 def test_bad_analyses_flags_are_one_line_and_exit_2(cli, tmp_path: Path, flags: list[str], named: str):
     code, _, err = cli("evaluate", *ANALYSES, *flags, "--out", str(tmp_path))
