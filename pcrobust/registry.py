@@ -104,13 +104,6 @@ class PresetEntry:
     plugin: str = ""
 
 
-class FolderReader(Protocol):
-    """Reads a user's folder of images (``--data DIR``); a reader that takes ``masks`` also reads a folder of
-    their segmentation masks (``--masks DIR``)."""
-
-    def __call__(self, root: Path, /) -> LabeledImages: ...
-
-
 @dataclass(frozen=True)
 class DatasetEntry:
     """A labelled image set: ``load(split)`` returns images in [0, 1] with labels; ``read_folder(path)``, when
@@ -121,7 +114,7 @@ class DatasetEntry:
     description: str
     splits: tuple[str, ...]
     load: Callable[[str], LabeledImages]
-    read_folder: FolderReader | None = None
+    read_folder: Callable[[Path], LabeledImages] | None = None
     plugin: str = ""
 
     def read(self, root: Path, masks: Path | None = None) -> LabeledImages:
