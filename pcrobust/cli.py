@@ -108,6 +108,7 @@ def plan_options(command: Any) -> Any:
         click.option("--dataset", help=field_help(DataSpec, "dataset")),
         click.option("--split", help=field_help(DataSpec, "split")),
         click.option("--data", type=click.Path(), help=field_help(DataSpec, "path")),
+        click.option("--masks", type=click.Path(), help=field_help(DataSpec, "masks")),
         click.option("--n-clean", type=int, help=field_help(DataSpec, "n")),
         click.option("--seed", type=int, help="seed of the image order and of every random draw [default: 0]"),
         click.option("--timesteps", type=int, help=field_help(RunSpec, "timesteps")),
@@ -141,6 +142,14 @@ def plan_options(command: Any) -> Any:
         click.option("--gradcam", help="add a gradcam section: Grad-CAM maps of this layer (a module name, e.g. "
                                        "backbone.features.7) at every timestep, with IoU against the dataset's "
                                        "masks when it has them"),
+        click.option("--analyses", help="add analysis sections, comma-separated, or 'all': reconstruction (MSE of "
+                                        "the model's reconstruction to the clean image, and layer errors) and "
+                                        "representation (correlation distance of clean vs noisy layer "
+                                        "representations), per timestep, normalised by t=0 [default: none]"),
+        click.option("--analysis-sigmas", help="noise σ of the analyses, pixel units, comma-separated; 0 (the "
+                                               "clean input) is scored by reconstruction only "
+                                               "[default: reconstruction 0,0.1,0.2,0.3, representation 0.1,0.2,0.3]"),
+        click.option("--analysis-n", type=int, help="images analysed: the first n evaluated [default: all]"),
         click.option("--epsilons", help=field_help(AttackSectionOptions, "epsilons", ", comma-separated")),
         click.option("--norm", help=field_help(AttackSectionOptions, "norm")),
         click.option("--criterion", help=field_help(AttackSectionOptions, "criterion")),

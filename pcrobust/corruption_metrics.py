@@ -11,7 +11,12 @@ For corruption c, severities s and timestep t, with top-1 errors E_{c,s}(t) and 
 - The Predify paper's curve (``mean_error_ratio``): the mean over every evaluated corruption of Σ_s E_{c,s}(t),
   divided by its value at t = 0.
 
-A ratio whose denominator is 0 is undefined (``None`` in results).
+A ratio whose denominator is not positive is undefined (``None`` in results): errors are means over N images, so
+their sums are multiples of 1/N, and a denominator of at most half an image (0.5/N) is 0, or negative, up to
+rounding. Relative CE over such a denominator (the corruption does not raise the error at t=0) has no meaning, and
+rounding would otherwise make it ±10^16. The bootstrap interval of a measure comes from its defined resamples when
+at least :data:`MIN_DEFINED` of them are; otherwise it is undefined, and ``defined_resamples`` records the
+fraction per timestep.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pcrobust.corrupt import STANDARD
-from pcrobust.stats import bootstrap_interval
+from pcrobust.stats import bootstrap_draws, percentile_bounds
 
 # Top-1 errors of AlexNet on ImageNet-C, per severity 1..5 (Hendrycks & Dietterich; as in AugMix's imagenet.py)
 ALEXNET_ERRORS: dict[str, tuple[float, ...]] = {
@@ -53,6 +58,7 @@ ALEXNET_SOURCE = ("AlexNet top-1 errors on ImageNet-C per severity (Hendrycks & 
 IMAGENET_CLASSES = 1000
 IMAGENET_SIZE = 224
 RESAMPLES = 1000  # bootstrap resamples of the intervals
+MIN_DEFINED = 0.95  # the least fraction of resamples with a defined measure that gives an interval
 
 
 def alexnet_applies(image_shape: Sequence[int], num_classes: int) -> bool:
@@ -69,29 +75,31 @@ def alexnet_errors(name: str, severities: Sequence[int]) -> NDArray[np.float64] 
     return None
 
 
-def _ratio(top: NDArray[np.float64], bottom: NDArray[np.float64] | float) -> NDArray[np.float64]:
-    """``top / bottom``, NaN where ``bottom`` is 0 (broadcast)."""
-    zero = np.asarray(bottom) == 0
-    return np.where(zero, np.nan, top / np.where(zero, 1.0, bottom))
+def _ratio(top: NDArray[np.float64], bottom: NDArray[np.float64] | float, floor: float) -> NDArray[np.float64]:
+    """``top / bottom``, NaN where ``bottom`` is at most ``floor`` (broadcast)."""
+    undefined = np.asarray(bottom) <= floor
+    return np.where(undefined, np.nan, top / np.where(undefined, 1.0, bottom))
 
 
 def measures(errors: NDArray[np.float64], clean: NDArray[np.float64], names: Sequence[str],
-             severities: Sequence[int], alexnet: bool) -> dict[tuple[str, str, str], NDArray[np.float64]]:
+             severities: Sequence[int], alexnet: bool,
+             floor: float = 0.0) -> dict[tuple[str, str, str], NDArray[np.float64]]:
     """Every measure per timestep, keyed (normalisation, measure, corruption or ``""``).
 
     ``errors`` is ``[corruptions, severities, T + 1]``, ``clean`` is ``[T + 1]``; normalisations are ``t0`` and,
-    with ``alexnet``, ``alexnet``."""
+    with ``alexnet``, ``alexnet``. A ratio is undefined (NaN) where its denominator is at most ``floor``."""
     summed = errors.sum(1)  # [C, T+1]
     degraded = (errors - clean[None, None, :]).sum(1)
-    ce, relative = _ratio(summed, summed[:, :1]), _ratio(degraded, degraded[:, :1])
+    ce, relative = _ratio(summed, summed[:, :1], floor), _ratio(degraded, degraded[:, :1], floor)
     found: dict[tuple[str, str, str], NDArray[np.float64]] = {}
     for c, name in enumerate(names):
         found["t0", "ce", name], found["t0", "relative_ce", name] = ce[c], relative[c]
         reference = alexnet_errors(name, severities) if alexnet else None
         if reference is not None:
-            found["alexnet", "ce", name] = _ratio(summed[c], float(reference.sum()))
-            found["alexnet", "relative_ce", name] = _ratio(degraded[c], float((reference - ALEXNET_CLEAN).sum()))
-    found["t0", "mean_error_ratio", ""] = _ratio(summed.mean(0), summed[:, 0].mean())
+            found["alexnet", "ce", name] = _ratio(summed[c], float(reference.sum()), floor)
+            found["alexnet", "relative_ce", name] = _ratio(degraded[c], float((reference - ALEXNET_CLEAN).sum()),
+                                                           floor)
+    found["t0", "mean_error_ratio", ""] = _ratio(summed.mean(0), summed[:, 0].mean(), floor)
     standard = [name for name in names if name in STANDARD]
     for normalisation in ("t0", "alexnet"):
         for measure, mean in (("ce", "mce"), ("relative_ce", "relative_mce")):
@@ -111,13 +119,15 @@ def corruption_summary(wrong: NDArray[np.bool_], clean_wrong: NDArray[np.bool_],
     """Errors, CE, mCE and relative mCE per timestep from per-image outcomes, with bootstrap intervals.
 
     ``wrong`` is ``[N images, corruptions, severities, T + 1]`` (True where the image was misclassified),
-    ``clean_wrong`` ``[N, T + 1]``; intervals are percentile bootstraps over images seeded by ``seed``."""
+    ``clean_wrong`` ``[N, T + 1]``; intervals are percentile bootstraps over images seeded by ``seed``, from the
+    defined resamples when at least :data:`MIN_DEFINED` of them are (else ``None``)."""
     n, width = wrong.shape[0], wrong.shape[-1]
     rows = np.concatenate([wrong.reshape(n, -1), clean_wrong], axis=1).astype(np.float64)
+    floor = 0.5 / n  # half an image: a sum of errors at most this is 0 up to rounding
 
     def estimate(sample: NDArray[Any]) -> dict[tuple[str, str, str], NDArray[np.float64]]:
         means = sample.mean(0)
-        return measures(means[:-width].reshape(wrong.shape[1:]), means[-width:], names, severities, alexnet)
+        return measures(means[:-width].reshape(wrong.shape[1:]), means[-width:], names, severities, alexnet, floor)
 
     point = estimate(rows)
     keys = list(point)
@@ -126,8 +136,9 @@ def corruption_summary(wrong: NDArray[np.bool_], clean_wrong: NDArray[np.bool_],
         found = estimate(sample)
         return np.concatenate([found[k] for k in keys])
 
-    low, high = bootstrap_interval(flat, rows, level, seed, resamples)
-    low_arr, high_arr = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
+    draws = bootstrap_draws(flat, rows, seed, resamples)
+    defined = np.isfinite(draws).mean(0)
+    low_arr, high_arr = (np.where(defined >= MIN_DEFINED, bound, np.nan) for bound in percentile_bounds(draws, level))
     errors = rows.mean(0)
     result: dict[str, Any] = {
         "error": {name: {str(s): _json(errors[(c * len(severities) + j) * width:(c * len(severities) + j + 1) * width])
@@ -140,8 +151,10 @@ def corruption_summary(wrong: NDArray[np.bool_], clean_wrong: NDArray[np.bool_],
     for position, (normalisation, measure, name) in enumerate(keys):
         block = normalised.setdefault(normalisation, {})
         part = slice(position * width, (position + 1) * width)
-        entry = {"values": _json(point[normalisation, measure, name]),
-                 "interval": {"low": _json(low_arr[part]), "high": _json(high_arr[part])}}
+        entry: dict[str, Any] = {"values": _json(point[normalisation, measure, name]),
+                                 "interval": {"low": _json(low_arr[part]), "high": _json(high_arr[part])}}
+        if (defined[part] < 1).any():
+            entry["defined_resamples"] = [float(v) for v in defined[part]]
         if name:
             block.setdefault(measure, {})[name] = entry
         else:

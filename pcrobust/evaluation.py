@@ -39,6 +39,8 @@ def resolve(host: PluginHost, plan: Plan, progress: bool = True, ranks: Ranks | 
         readers = [entry.name for entry in host.registries.datasets if entry.read_folder is not None]
         raise PcrobustError(f"dataset {dataset_entry.name!r} reads no folder of images; those that do: "
                             f"{', '.join(readers) or 'none'}")
+    if plan.data.masks is not None and plan.data.path is None:
+        raise PcrobustError("--masks (data.masks) needs --data (data.path): the masks of a folder of images")
     if plan.data.path is None and plan.data.split not in dataset_entry.splits:
         raise PcrobustError(f"unknown split {plan.data.split!r} of {dataset_entry.name}; "
                             f"available: {', '.join(dataset_entry.splits)}")
@@ -63,8 +65,7 @@ def resolve(host: PluginHost, plan: Plan, progress: bool = True, ranks: Ranks | 
     except ValueError as exc:
         raise PcrobustError(f"run.checkpoint_timesteps: {exc}") from None
     if plan.data.path is not None:
-        assert dataset_entry.read_folder is not None
-        data = dataset_entry.read_folder(Path(plan.data.path))
+        data = dataset_entry.read(Path(plan.data.path), Path(plan.data.masks) if plan.data.masks else None)
     else:
         data = dataset_entry.load(plan.data.split)
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(plan.data.seed))

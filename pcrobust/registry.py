@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, is_dataclass, replace
 from pathlib import Path
@@ -106,7 +107,8 @@ class PresetEntry:
 @dataclass(frozen=True)
 class DatasetEntry:
     """A labelled image set: ``load(split)`` returns images in [0, 1] with labels; ``read_folder(path)``, when
-    given, reads a user's own folder of such images (``--data DIR``) with the same classes and preprocessing."""
+    given, reads a user's own folder of such images (``--data DIR``) with the same classes and preprocessing, and
+    ``read_folder(path, masks=DIR)`` their segmentation masks where it takes ``masks``."""
 
     name: str
     description: str
@@ -114,6 +116,17 @@ class DatasetEntry:
     load: Callable[[str], LabeledImages]
     read_folder: Callable[[Path], LabeledImages] | None = None
     plugin: str = ""
+
+    def read(self, root: Path, masks: Path | None = None) -> LabeledImages:
+        """The folder ``root`` by ``read_folder``, with the segmentation masks of folder ``masks`` when given."""
+        if self.read_folder is None:
+            raise PcrobustError(f"dataset {self.name!r} reads no folder of images")
+        if masks is None:
+            return self.read_folder(root)
+        if "masks" not in inspect.signature(self.read_folder).parameters:
+            raise PcrobustError(f"dataset {self.name!r} reads no folder of masks")
+        reader: Callable[..., LabeledImages] = self.read_folder
+        return reader(root, masks=masks)
 
 
 class Entry(Protocol):

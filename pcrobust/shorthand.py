@@ -18,7 +18,7 @@ from pcrobust.schema import Schema
 PLAN_FLAGS: dict[str, tuple[str, str]] = {
     "plugin": ("model", "plugin"), "model": ("model", "name"), "weights": ("model", "weights"),
     "gradient_mode": ("model", "gradient_mode"), "dataset": ("data", "dataset"), "split": ("data", "split"),
-    "data": ("data", "path"),
+    "data": ("data", "path"), "masks": ("data", "masks"),
     "n_clean": ("data", "n"), "timesteps": ("run", "timesteps"), "device": ("run", "device"),
     "batch_size": ("run", "batch_size"), "images_per_unit": ("run", "images_per_unit"), "level": ("run", "level"),
     "precision": ("run", "precision"),
@@ -36,6 +36,8 @@ DEFAULT_ATTACK = "bim"
 NAMED_SECTIONS: dict[str, dict[str, Any]] = {
     "transfer": {"attack": "bim", "readout": "first", "name": "transfer"},  # from the model's own t = 0 network
 }
+# the analysis section kinds ``--analyses`` adds, in this order
+ANALYSES: tuple[str, ...] = ("reconstruction", "representation")
 
 
 def field_help(schema: type[Schema], name: str, extra: str = "") -> str:
@@ -72,7 +74,8 @@ def key_values(pairs: Sequence[str]) -> dict[str, str]:
 def plan_from_flags(flags: Mapping[str, Any]) -> dict[str, Any]:
     """The plan the flags imply: clean, then noise (unless ``--noise-sigmas ''``), then corruptions (with
     ``--corruptions``), then one section per attack (``--attack``, or ``--attacks``; none with ``--attack none``),
-    then diagnostics with ``--diagnostics``, then gradcam with ``--gradcam LAYER``; only the keys of flags given."""
+    then diagnostics with ``--diagnostics``, then gradcam with ``--gradcam LAYER``, then the analyses of
+    ``--analyses``; only the keys of flags given."""
     plan: dict[str, dict[str, Any]] = {"model": {}, "data": {}, "run": {}}
     for flag, (table, key) in PLAN_FLAGS.items():
         if flags.get(flag) is not None:
@@ -107,6 +110,7 @@ def plan_from_flags(flags: Mapping[str, Any]) -> dict[str, Any]:
         sections.append({"kind": "diagnostics"})
     if flags.get("gradcam"):
         sections.append({"kind": "gradcam", "layer": flags["gradcam"]})
+    sections.extend(analysis_sections(flags))
     return {**{table: keys for table, keys in plan.items() if keys}, "sections": sections}
 
 
@@ -150,6 +154,36 @@ def corruption_section(flags: Mapping[str, Any]) -> dict[str, Any] | None:
     return section
 
 
+def analysis_sections(flags: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The sections of ``--analyses`` (names of :data:`ANALYSES`, or ``all``), with ``--analysis-sigmas`` and
+    ``--analysis-n`` if given; σ = 0 (the clean input) goes to reconstruction only, the one that scores it."""
+    names, sigmas, n = flags.get("analyses"), flags.get("analysis_sigmas"), flags.get("analysis_n")
+    if names is None:
+        given = next((flag for flag, value in (("--analysis-sigmas", sigmas), ("--analysis-n", n))
+                      if value is not None), "")
+        if given:
+            raise PcrobustError(f"{given} needs --analyses (names, or all)")
+        return []
+    listed = [name.strip() for name in names.split(",") if name.strip()]
+    unknown = [name for name in listed if name not in (*ANALYSES, "all")]
+    if unknown or not listed:
+        raise PcrobustError(f"--analyses takes {', '.join(ANALYSES)} or all, got {unknown[0] if unknown else names!r}")
+    chosen = ANALYSES if "all" in listed else tuple(name for name in ANALYSES if name in listed)
+    values = None if sigmas is None else number_list(sigmas, "analysis-sigmas")
+    sections = []
+    for kind in chosen:
+        section: dict[str, Any] = {"kind": kind}
+        if values is not None:
+            section["sigmas"] = [v for v in values if v != 0] if kind == "representation" else values
+            if not section["sigmas"]:
+                raise PcrobustError(f"--analysis-sigmas gives {kind} no σ; it compares noisy copies (σ > 0) "
+                                    "with the clean image")
+        if n is not None:
+            section["n"] = n
+        sections.append(section)
+    return sections
+
+
 def _attack_names(flags: Mapping[str, Any]) -> list[str]:
     """``--attack NAME`` (default bim; ``none`` for no attack) or ``--attacks A,B,...``: one section each, at
     each attack's default budget (its options and ε grid are the attack's own, so they take no shared flag)."""
@@ -170,6 +204,6 @@ def given_plan_flags(flags: Mapping[str, Any]) -> list[str]:
     """The plan-building flags that were given (they conflict with ``--plan``/``--preset``)."""
     names = [*PLAN_FLAGS, *ATTACK_FLAGS, *ATTACK_OPTION_FLAGS, "seed", "noise_sigmas", "corruptions", "severities",
              "corruption_strength", "corrupted_data", "corruption_workers", "attack", "attacks", "diagnostics",
-             "gradcam"]
+             "gradcam", "analyses", "analysis_sigmas", "analysis_n"]
     given = [f"--{name.replace('_', '-')}" for name in names if flags.get(name) is not None]
     return given + (["--option"] if flags.get("model_options") else [])

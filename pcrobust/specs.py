@@ -37,6 +37,8 @@ class DataSpec(Schema):
     split: str = Field("test", description="split of the dataset")
     path: str | None = Field(None, min_length=1, description="a folder of your own images, read with the "
                              "dataset's classes and preprocessing (class folders, or flat with labels.txt)")
+    masks: str | None = Field(None, min_length=1, description="a folder of segmentation masks for the images of "
+                              "path: one per image, same relative path and stem, nonzero on the object")
     n: int | None = Field(None, ge=1, description="images evaluated (default: the whole split)")
     seed: int = Field(0, ge=0, description="seed of the permutation that orders the split")
 

@@ -252,19 +252,12 @@ def paired_difference_interval(n11: int, n10: int, n01: int, n00: int,
     return max(-1.0, diff - below), min(1.0, diff + above)
 
 
-def bootstrap_interval(statistic: Callable[[NDArray[Any]], Any], per_image_values: ArrayLike,
-                       level: float = 0.95, seed: int = 0,
-                       resamples: int = 2000) -> tuple[Any, Any]:
-    """Seeded percentile bootstrap over images.
+def bootstrap_draws(statistic: Callable[[NDArray[Any]], Any], per_image_values: ArrayLike, seed: int = 0,
+                    resamples: int = 2000) -> NDArray[np.float64]:
+    """``statistic`` of each seeded bootstrap resample over images: ``[resamples, ...]``.
 
-    ``per_image_values`` has one row per image (any trailing shape, e.g. ``[N, T + 1]``); each resample draws N
-    rows with replacement from ``numpy.random.default_rng(seed)`` and applies ``statistic`` to the resampled
-    array. The result is the ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles of the resampled statistic:
-    floats for a scalar statistic, lists for a vector one (e.g. one value per timestep). The same seed gives
-    the same interval. Resamples where the statistic is undefined (NaN, e.g. a ratio over a zero) are left out;
-    NaN where every resample is. An empty sample raises :class:`ValueError`.
-    """
-    _check_level(level)
+    ``per_image_values`` has one row per image (any trailing shape); each resample draws N rows with replacement
+    from ``numpy.random.default_rng(seed)``. An empty sample raises :class:`ValueError`."""
     if resamples < 1:
         raise ValueError("resamples must be at least 1")
     values = np.asarray(per_image_values)
@@ -272,11 +265,32 @@ def bootstrap_interval(statistic: Callable[[NDArray[Any]], Any], per_image_value
         raise ValueError("bootstrap_interval needs at least one image")
     rng = np.random.default_rng(seed)
     n = values.shape[0]
-    draws = np.stack([np.asarray(statistic(values[rng.integers(0, n, size=n)]), dtype=np.float64)
-                      for _ in range(resamples)])
+    return np.stack([np.asarray(statistic(values[rng.integers(0, n, size=n)]), dtype=np.float64)
+                     for _ in range(resamples)])
+
+
+def percentile_bounds(draws: NDArray[np.float64], level: float) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """The ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles of ``draws`` over its first axis, undefined (NaN)
+    draws left out; NaN where every draw is."""
+    _check_level(level)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns give NaN, as documented
         low, high = np.nanquantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    return np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
+
+
+def bootstrap_interval(statistic: Callable[[NDArray[Any]], Any], per_image_values: ArrayLike,
+                       level: float = 0.95, seed: int = 0,
+                       resamples: int = 2000) -> tuple[Any, Any]:
+    """Seeded percentile bootstrap over images (:func:`bootstrap_draws`, :func:`percentile_bounds`).
+
+    The result is the ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles of the resampled statistic:
+    floats for a scalar statistic, lists for a vector one (e.g. one value per timestep). The same seed gives
+    the same interval. Resamples where the statistic is undefined (NaN, e.g. a ratio over a zero) are left out;
+    NaN where every resample is. An empty sample raises :class:`ValueError`.
+    """
+    _check_level(level)
+    low, high = percentile_bounds(bootstrap_draws(statistic, per_image_values, seed, resamples), level)
     if np.ndim(low) == 0:
         return float(low), float(high)
     return [float(v) for v in np.ravel(low)], [float(v) for v in np.ravel(high)]

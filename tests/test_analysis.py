@@ -70,3 +70,41 @@ def test_correlation_distance_by_hand():
     assert correlation_distance(a, b).item() == pytest.approx(0.2)
     assert correlation_distance(a, a).item() == pytest.approx(0.0)
     assert correlation_distance(a, -a).item() == pytest.approx(2.0)
+
+
+ANALYSES = ["--plugin", "predify", "--n-clean", "6", "--timesteps", "2", "--attack", "none", "--noise-sigmas", "",
+            "--quiet"]
+
+
+def test_analyses_flag_writes_both_sections_per_layer_and_timestep_with_plots(cli, tmp_path: Path):
+    code, out, _ = cli("plan", *ANALYSES[:-1], "--analyses", "all", "--analysis-sigmas", "0,0.2", "--analysis-n", "4")
+    assert code == 0 and 'kind = "reconstruction"' in out and 'kind = "representation"' in out
+    code, _, err = cli("evaluate", *ANALYSES, "--analyses", "all", "--analysis-sigmas", "0,0.2", "--analysis-n", "4",
+                       "--out", str(tmp_path))
+    assert code == 0, err
+    kinds = {s["kind"]: s for s in json.loads((tmp_path / "results.json").read_text())["sections"]}
+    assert kinds["reconstruction"]["sigmas"] == [0.0, 0.2] and kinds["representation"]["sigmas"] == [0.2]
+    for kind in ("reconstruction", "representation"):
+        measures = kinds[kind]["measures"]
+        layers = {m["key"]["layer"] for m in measures}
+        assert len(layers) >= 2, (kind, layers)  # per layer
+        for measure in measures:
+            assert measure["n"] == 4
+            values, normalised = measure["values"], measure["normalised"]["values"]
+            assert len(values) == 3 and normalised[0] == 1.0  # per timestep, ÷ t=0
+            assert normalised[2] == pytest.approx(values[2] / values[0])
+    for name in ("reconstruction", "representation"):
+        assert (tmp_path / f"{name}.png").read_bytes().startswith(b"\x89PNG")
+        assert (tmp_path / f"{name}_absolute.png").is_file()
+
+
+@pytest.mark.parametrize("flags, named", [
+    (["--analyses", "reconstruction,nope"], "nope"),
+    (["--analyses", ""], "--analyses"),
+    (["--analysis-sigmas", "0.1"], "--analyses"),
+    (["--analyses", "all", "--analysis-sigmas", "a"], "--analysis-sigmas"),
+    (["--analyses", "representation", "--analysis-sigmas", "0"], "representation no σ"),
+])
+def test_bad_analyses_flags_are_one_line_and_exit_2(cli, tmp_path: Path, flags: list[str], named: str):
+    code, _, err = cli("evaluate", *ANALYSES, *flags, "--out", str(tmp_path))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and named in err, err

@@ -75,6 +75,35 @@ def test_undefined_ratios_are_null_and_alexnet_needs_imagenet_images():
     assert not alexnet_applies([1, 28, 28], 10) and not alexnet_applies([3, 32, 32], 1000)
 
 
+def test_relative_ce_over_a_zero_or_negative_degradation_is_undefined_never_absurd():
+    # 10 images, t=0: clean wrong on 2, severity 1 wrong on 3, severity 2 on 1: Σ_s (E_s(0) − E_clean(0)) is 0,
+    # but (0.3 − 0.2) + (0.1 − 0.2) rounds to −2.8e-17, which gave a relative CE of −2.5e16 and bounds of ±1e16
+    wrong, clean = np.zeros((10, 1, 2, 2), dtype=bool), np.zeros((10, 2), dtype=bool)
+    clean[:2] = True
+    wrong[:3, 0, 0, 0], wrong[9:, 0, 1, 0], wrong[:6, 0, 0, 1], wrong[:5, 0, 1, 1] = True, True, True, True
+    summary = corruption_summary(wrong, clean, ("fog",), (1, 2), False, 0.95, 0)
+    for entry in (summary["normalised"]["t0"]["relative_ce"]["fog"], summary["normalised"]["t0"]["relative_mce"]):
+        assert entry["values"] == [None, None]
+        assert entry["interval"] == {"low": [None, None], "high": [None, None]}  # 37 % of resamples defined
+        assert entry["defined_resamples"] == pytest.approx([0.37, 0.37])
+    assert summary["normalised"]["t0"]["ce"]["fog"]["values"] == pytest.approx([1, 11 / 4])
+    ce = summary["normalised"]["t0"]["ce"]["fog"]  # Σ_s E_s(0) = 0 only in the 1 % of resamples that miss all 4
+    assert ce["defined_resamples"] == pytest.approx([0.99, 0.99]) and ce["interval"]["low"] == pytest.approx([1, 1.25])
+    json.dumps(summary, allow_nan=False)
+
+
+def test_relative_ce_interval_comes_from_defined_resamples_when_most_are():
+    # 40 images, t=0: clean wrong on 1, corrupted on 6 others (2.6 % of resamples draw no more corrupted errors)
+    wrong, clean = np.zeros((40, 1, 1, 2), dtype=bool), np.zeros((40, 2), dtype=bool)
+    clean[:1] = True
+    wrong[1:7, 0, 0, 0], wrong[1:4, 0, 0, 1] = True, True
+    entry = corruption_summary(wrong, clean, ("fog",), (1,), False, 0.95, 0)["normalised"]["t0"]["relative_ce"]["fog"]
+    assert entry["values"] == pytest.approx([1, 2 / 5])
+    assert 0.95 <= entry["defined_resamples"][1] < 1
+    low, high = entry["interval"]["low"][1], entry["interval"]["high"][1]
+    assert -1 <= low < 2 / 5 < high <= 1  # a resample's degradation over its own t=0 one: never beyond ±1 here
+
+
 def test_summary_errors_are_per_image_means():
     wrong = np.array([[[[1, 0]]], [[[1, 1]]], [[[0, 0]]], [[[1, 0]]]], dtype=bool)  # 4 images, 1 × 1, T = 1
     clean = np.array([[0, 0], [1, 0], [0, 0], [0, 0]], dtype=bool)

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from pcrobust.errors import PcrobustError
+from pcrobust.registry import DatasetEntry
 from pcrobust_datasets.imagenet import foolbox_data_dir, load_foolbox_imagenet, read_imagenet_folder, wordnet_ids
 from pcrobust_datasets.mnist import load_mnist_5k, read_digit_folder
 
@@ -124,3 +125,72 @@ def test_evaluate_data_dir_runs_the_model_on_the_folder(cli, tmp_path, digits):
     code, _, err = cli("evaluate", "--plugin", "predify", "--dataset", "nope-like", "--data", str(root), "--quiet",
                        "--out", str(tmp_path / "x"))
     assert code == 2 and "unknown dataset" in err
+
+
+def write_masks(root: Path, images: torch.Tensor, labels: torch.Tensor, size: int = 28) -> Path:
+    """Each digit's ink (> 0.5) as a mask PNG mirroring :func:`write_digits`' class folders, at ``size`` px."""
+    for number, (image, label) in enumerate(zip(images, labels, strict=True)):
+        folder = root / str(int(label))
+        folder.mkdir(parents=True, exist_ok=True)
+        ink = Image.fromarray((image[0].numpy() > 0.5).astype(np.uint8) * 255)
+        ink.resize((size, size), Image.Resampling.NEAREST).save(folder / f"{number:03d}.png")
+    return root
+
+
+def test_masks_mirror_the_images_and_are_fitted_as_they_are_with_nearest(digits, tmp_path):
+    images, labels = digits
+    big = torch.nn.functional.interpolate(images, size=(56, 56), mode="nearest")
+    root = write_digits(tmp_path / "digits", big, labels)
+    masks = write_masks(tmp_path / "masks", images, labels, size=56)
+    first = masks / str(int(labels[0])) / "000.png"
+    blue = Image.open(first).convert("L").point(lambda v: 1 if v else 0)  # object in faint blue only (grey 0)
+    Image.merge("RGB", [Image.new("L", blue.size), Image.new("L", blue.size), blue]).save(first.with_suffix(".bmp"))
+    first.unlink()  # the same stem in another format
+    data = read_digit_folder(root, masks=masks)
+    order = labels.argsort(stable=True)
+    assert data.masks is not None and data.masks.shape == (DIGITS, 28, 28) and data.masks.dtype == torch.bool
+    assert torch.equal(data.masks, images[order, 0] > 0.5)  # 56 px nearest back to 28 px: the very pixels
+    assert data.source == f"folder {root}, masks {masks}"
+    assert data.sha256 != read_digit_folder(root).sha256 and read_digit_folder(root).masks is None
+
+
+@pytest.mark.parametrize("case, message", [
+    ("no folder", "masks folder"),
+    ("missing", "the mask of image"),
+    ("wrong size", "is 20×20 but its image is 28×28"),
+    ("unreadable", "cannot be read (not an image, or truncated)"),
+])
+def test_a_bad_masks_folder_is_one_line_and_exit_2(cli, tmp_path, digits, case, message):
+    images, labels = digits[0][:4], digits[1][:4]
+    root = write_digits(tmp_path / "digits", images, labels)
+    masks = write_masks(tmp_path / "masks", images, labels)
+    first = masks / str(int(labels[0])) / "000.png"
+    if case == "no folder":
+        masks = tmp_path / "nowhere"
+    elif case == "missing":
+        first.unlink()
+    elif case == "wrong size":
+        Image.new("L", (20, 20)).save(first)
+    else:
+        first.write_bytes(b"not a png")
+    with pytest.raises(PcrobustError) as caught:
+        read_digit_folder(root, masks=masks)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+    code, _, err = cli("evaluate", "--plugin", "predify", "--data", str(root), "--masks", str(masks), "--quiet",
+                       "--out", str(tmp_path / "r"))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
+
+
+def test_masks_need_a_data_folder(cli, tmp_path):
+    code, _, err = cli("evaluate", "--plugin", "predify", "--masks", str(tmp_path), "--quiet", "--out",
+                       str(tmp_path / "r"))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "needs --data" in err
+
+
+def test_a_folder_reader_without_masks_refuses_a_masks_folder(tmp_path, digits):
+    root = write_digits(tmp_path / "digits", *digits)
+    entry = DatasetEntry(name="plain", description="", splits=("test",), load=load_mnist_5k,
+                         read_folder=lambda folder: read_digit_folder(folder))
+    assert len(entry.read(root)) == DIGITS
+    with pytest.raises(PcrobustError, match="dataset 'plain' reads no folder of masks"):
+        entry.read(root, tmp_path)

@@ -1,5 +1,6 @@
 """Grad-CAM per timestep: captum agrees on the feedforward pass, every call of a recurrent layer is kept, IoU on a
-hand-computed example, and the gradcam section end to end (with and without segmentation masks)."""
+hand-computed example, and the gradcam section end to end (with and without segmentation masks, from a
+folder)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from torch import Tensor, nn
 from pcrobust.gradcam import binarised, find_layer, gradcam_per_timestep, iou
 from pcrobust.models import TimestepModel, TimestepOutput, evaluation_mode
 from pcrobust_datasets import mnist as mnist_data
+from tests.test_folders import write_digits, write_masks
 
 
 class Looped(TimestepModel):
@@ -135,3 +137,18 @@ def test_masks_give_iou_per_timestep(cli, tmp_path, monkeypatch):
 def test_bad_layer_is_one_line_and_exit_2(cli, tmp_path):
     code, _, err = cli("evaluate", *RUN[:-2], "backbone.nope", "--quiet", "--out", str(tmp_path))
     assert code == 2 and len(err.strip().splitlines()) == 1 and "backbone.nope" in err
+
+
+def test_masks_folder_gives_iou_through_the_cli(cli, tmp_path):
+    data = mnist_data.load_mnist_5k("test")
+    images, labels = data.images[:6], data.labels[:6]
+    root = write_digits(tmp_path / "digits", images, labels)
+    masks = write_masks(tmp_path / "masks", images, labels)
+    code, _, err = cli("evaluate", *RUN, "--data", str(root), "--masks", str(masks), "--out", str(tmp_path / "r"))
+    assert code == 0, err
+    results = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert results["dataset"]["masks"] is True and results["plan"]["data"]["masks"] == str(masks)
+    entry = next(s for s in results["sections"] if s["kind"] == "gradcam")
+    scores = np.asarray(entry["maps"]["iou"])
+    assert scores.shape == (6, 3) and ((scores >= 0) & (scores <= 1)).all() and scores.max() > 0
+    assert entry["map_statistics"]["iou"]["mean"] == pytest.approx(scores.mean(0).tolist())

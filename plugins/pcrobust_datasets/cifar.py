@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from pcrobust.datasets import LabeledImages
 from pcrobust.errors import PcrobustError
-from pcrobust_datasets.folders import read_image_folder
+from pcrobust_datasets.folders import Preprocessing, read_image_folder
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 NAME = "cifar10"
 SPLITS = ("test",)
@@ -21,17 +23,15 @@ def load_cifar10(split: str) -> LabeledImages:
                         f"{CLASSES[-1]} (or 0 … 9), or flat with labels.txt")
 
 
-def _rgb_32(path: Path) -> np.ndarray:
-    """An image as CIFAR-10 holds it: RGB, 32 × 32 (bilinear resize when the file is another size), in [0, 1]."""
-    from PIL import Image
-
-    with Image.open(path) as original:
-        rgb = original.convert("RGB")
-    if rgb.size != (SIZE, SIZE):
-        rgb = rgb.resize((SIZE, SIZE), Image.Resampling.BILINEAR)
-    return np.asarray(rgb, dtype=np.float32) / 255.0
+def _fit_32(image: Image.Image, resample: Image.Resampling) -> Image.Image:
+    """An image at CIFAR-10's 32 × 32 (resized when the file is another size)."""
+    return image if image.size == (SIZE, SIZE) else image.resize((SIZE, SIZE), resample)
 
 
-def read_cifar_folder(root: Path) -> LabeledImages:
-    """A user's CIFAR-10 images (class folders by name or index, or flat with labels.txt), 32 × 32 RGB."""
-    return read_image_folder(root, CLASSES, _rgb_32, NAME)
+FOLDER_PREPROCESSING = Preprocessing("RGB", _fit_32)  # RGB, 32 × 32, in [0, 1]
+
+
+def read_cifar_folder(root: Path, masks: Path | None = None) -> LabeledImages:
+    """A user's CIFAR-10 images (class folders by name or index, or flat with labels.txt), 32 × 32 RGB; with
+    ``masks``, a folder of their segmentation masks."""
+    return read_image_folder(root, CLASSES, FOLDER_PREPROCESSING, NAME, masks)

@@ -7,13 +7,17 @@ import importlib.util
 from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from pcrobust.datasets import LabeledImages, sha256_of
 from pcrobust.errors import PcrobustError
-from pcrobust_datasets.folders import read_image_folder
+from pcrobust_datasets.folders import Preprocessing, read_image_folder
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 NAME = "foolbox-imagenet"
 WNIDS_FILE = "imagenet_wnids.txt"
@@ -28,17 +32,15 @@ def foolbox_data_dir() -> Path:
     return Path(spec.origin).parent / "data"
 
 
-def _resize_center_crop(path: Path, size: int) -> np.ndarray:
-    """Shorter side to ``size`` (bilinear), then the central ``size × size`` crop, as RGB in [0, 1]."""
-    from PIL import Image
+def _fit_center_crop(image: Image.Image, resample: Image.Resampling) -> Image.Image:
+    """Shorter side to 224, then the central 224 × 224 crop."""
+    scale = SIZE / min(image.size)
+    width, height = max(SIZE, round(image.size[0] * scale)), max(SIZE, round(image.size[1] * scale))
+    left, top = (width - SIZE) // 2, (height - SIZE) // 2
+    return image.resize((width, height), resample).crop((left, top, left + SIZE, top + SIZE))
 
-    with Image.open(path) as original:
-        rgb = original.convert("RGB")
-    scale = size / min(rgb.size)
-    width, height = max(size, round(rgb.size[0] * scale)), max(size, round(rgb.size[1] * scale))
-    resized = rgb.resize((width, height), Image.Resampling.BILINEAR)
-    left, top = (width - size) // 2, (height - size) // 2
-    return np.asarray(resized.crop((left, top, left + size, top + size)), dtype=np.float32) / 255.0
+
+PREPROCESSING = Preprocessing("RGB", _fit_center_crop)  # RGB, bilinear, shorter side to 224, centre crop
 
 
 def load_foolbox_imagenet(split: str) -> LabeledImages:
@@ -48,7 +50,7 @@ def load_foolbox_imagenet(split: str) -> LabeledImages:
     paths = sorted(foolbox_data_dir().glob("imagenet_*_*.jpg"))
     if not paths:
         raise PcrobustError("foolbox is installed but holds no imagenet_*.jpg samples")
-    pixels = np.stack([_resize_center_crop(p, SIZE) for p in paths])
+    pixels = np.stack([PREPROCESSING.image(p) for p in paths])
     labels = torch.tensor([int(p.stem.rsplit("_", 1)[1]) for p in paths])
     digest = hashlib.sha256(b"".join(bytes.fromhex(sha256_of(p)) for p in paths)).hexdigest()
     return LabeledImages(NAME, split, torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous(),
@@ -61,7 +63,8 @@ def wordnet_ids() -> tuple[str, ...]:
     return tuple(files("pcrobust_datasets").joinpath(WNIDS_FILE).read_text().split())
 
 
-def read_imagenet_folder(root: Path) -> LabeledImages:
+def read_imagenet_folder(root: Path, masks: Path | None = None) -> LabeledImages:
     """A user's ImageNet images (class folders named by WordNet ID or index, or flat with labels.txt),
-    preprocessed as the bundled ones: shorter side to 224, centre crop, RGB."""
-    return read_image_folder(root, wordnet_ids(), lambda path: _resize_center_crop(path, SIZE), NAME)
+    preprocessed as the bundled ones: shorter side to 224, centre crop, RGB; with ``masks``, a folder of their
+    segmentation masks."""
+    return read_image_folder(root, wordnet_ids(), PREPROCESSING, NAME, masks)

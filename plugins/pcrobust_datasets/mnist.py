@@ -6,13 +6,17 @@ import gzip
 import importlib.util
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from pcrobust.datasets import LabeledImages, sha256_of
 from pcrobust.errors import PcrobustError
-from pcrobust_datasets.folders import read_image_folder
+from pcrobust_datasets.folders import Preprocessing, read_image_folder
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 NAME = "mnist-5k"
 SPLITS = ("train", "test")
@@ -66,17 +70,15 @@ def load_mnist_5k(split: str) -> LabeledImages:
 DIGITS = tuple(str(digit) for digit in range(10))
 
 
-def _grey_28(path: Path) -> np.ndarray:
-    """A digit as MNIST holds it: grey, 28 × 28 (bilinear resize when the file is another size), in [0, 1]."""
-    from PIL import Image
-
-    with Image.open(path) as original:
-        grey = original.convert("L")
-    if grey.size != (28, 28):
-        grey = grey.resize((28, 28), Image.Resampling.BILINEAR)
-    return np.asarray(grey, dtype=np.float32)[:, :, None] / 255.0
+def _fit_28(image: Image.Image, resample: Image.Resampling) -> Image.Image:
+    """A digit at MNIST's 28 × 28 (resized when the file is another size)."""
+    return image if image.size == (28, 28) else image.resize((28, 28), resample)
 
 
-def read_digit_folder(root: Path) -> LabeledImages:
-    """A user's digits (class folders ``0`` … ``9``, or flat with labels.txt), white on black as in MNIST."""
-    return read_image_folder(root, DIGITS, _grey_28, NAME)
+FOLDER_PREPROCESSING = Preprocessing("L", _fit_28)  # grey, 28 × 28, in [0, 1]
+
+
+def read_digit_folder(root: Path, masks: Path | None = None) -> LabeledImages:
+    """A user's digits (class folders ``0`` … ``9``, or flat with labels.txt), white on black as in MNIST; with
+    ``masks``, a folder of their segmentation masks."""
+    return read_image_folder(root, DIGITS, FOLDER_PREPROCESSING, NAME, masks)
