@@ -8,61 +8,31 @@ network (torchvision's VGG16 layout, random weights, the five pcoders of PVGG16)
 
 Prints the engine's speed-up over the reference, its time over the floor, images·timesteps·steps per second
 and, on CUDA, the FLOP/s it achieves (FLOPs of the floor counted by ``torch.utils.flop_counter``) as a fraction
-of ``--peak-tflops``. On the CPU the defaults are small (one image, two steps)."""
+of ``--peak-tflops``, and the peak memory the device held. The defaults are PVGG16's scale (224², T = 10); on the
+CPU the budget is one image and one step, since one exact forward and backward pass to t = 10 alone takes over a
+minute on two cores.
+
+    python benchmarks/engine_vs_floor.py [--size 224] [--timesteps 10] [--n 1] [--steps 1] [--threads 2]
+"""
 
 from __future__ import annotations
 
 import argparse
+import time
 import warnings
 from collections.abc import Callable
-from dataclasses import replace
 
 import torch
 from per_timestep import LogitsAt, interleaved, load_average
-from torch import Tensor, nn
+from pvgg16 import pvgg16_random
+from torch import Tensor
 from torch.utils.flop_counter import FlopCounterMode
 
 from pcrobust.attacks import GradientAttackOptions
 from pcrobust.engine import attack_per_timestep, margins, precision_scope
 from pcrobust.models import evaluation_mode
 from pcrobust_attacks.bim import BIM
-from pcrobust_predify.config import load_config, predify
 from pcrobust_predify.network import PredifyNet
-from pcrobust_predify.recipes import RECIPES
-
-VGG16_FEATURES = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
-
-
-class VGG16(nn.Module):
-    """torchvision's ``vgg16`` layout (``features[i]`` indices included), without torchvision."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        channels = 3
-        for width in VGG16_FEATURES:
-            if width == "M":
-                layers.append(nn.MaxPool2d(2, 2))
-            else:
-                assert isinstance(width, int)
-                layers += [nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(inplace=True)]
-                channels = width
-        self.features = nn.Sequential(*layers)
-        self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
-        self.classifier = nn.Sequential(nn.Linear(512 * 7 * 7, 4096), nn.ReLU(True), nn.Dropout(),
-                                        nn.Linear(4096, 4096), nn.ReLU(True), nn.Dropout(), nn.Linear(4096, 1000))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.classifier(self.avgpool(self.features(x)).flatten(1))
-
-
-def pvgg16_random(image_size: int, timesteps: int, seed: int) -> PredifyNet:
-    """PVGG16 (its config's pcoders and predictors) over a VGG16 with random weights, at ``image_size``²."""
-    config = replace(load_config(RECIPES["pvgg16"].config_path), input_size=(3, image_size, image_size),
-                     timesteps=timesteps)
-    with torch.random.fork_rng():  # seeded initialisation without touching the caller's generator
-        torch.manual_seed(seed)
-        return predify(VGG16(), config).eval()
 
 
 def foolbox_per_timestep(model: PredifyNet, images: Tensor, targets: Tensor, epsilons: list[float], timesteps: int,
@@ -87,12 +57,20 @@ def floor_pass(model: PredifyNet, x: Tensor, targets: Tensor, timesteps: int) ->
         margins(model(z, t)[t].float(), targets).sum().backward()
 
 
-def synchronised(run: Callable[[], object], device: torch.device) -> Callable[[], object]:
-    """``run`` followed by a wait for the device, so a timing covers the work it queued."""
+def synchronised(run: Callable[[], object], device: torch.device, name: str,
+                 peak_bytes: dict[str, int]) -> Callable[[], object]:
+    """``run`` followed by a wait for the device, so a timing covers the work it queued, and a line saying how long
+    it took (a run at full size is long); on CUDA the most memory it held is kept in ``peak_bytes[name]``."""
     def call() -> object:
+        cuda = device.type == "cuda"
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(device)
+        start = time.perf_counter()
         result = run()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        if cuda:
+            torch.cuda.synchronize(device)
+            peak_bytes[name] = max(peak_bytes.get(name, 0), torch.cuda.max_memory_allocated(device))
+        print(f"  ... {name} took {time.perf_counter() - start:.1f} s", flush=True)
         return result
 
     return call
@@ -101,9 +79,10 @@ def synchronised(run: Callable[[], object], device: torch.device) -> Callable[[]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=None, help="images [default: 1 on the CPU, 32 on CUDA]")
-    parser.add_argument("--image-size", type=int, default=224, help="side of the square images (a multiple of 32)")
+    parser.add_argument("--size", "--image-size", type=int, default=224,
+                        help="side of the square images (a multiple of 32)")
     parser.add_argument("--timesteps", type=int, default=10)
-    parser.add_argument("--steps", type=int, default=None, help="BIM steps [default: 2 on the CPU, 10 on CUDA]")
+    parser.add_argument("--steps", type=int, default=None, help="BIM steps [default: 1 on the CPU, 10 on CUDA]")
     parser.add_argument("--epsilons", default="0.03")
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -119,16 +98,16 @@ def main() -> None:
     device = torch.device(args.device)
     cuda = device.type == "cuda"
     n = args.n or (32 if cuda else 1)
-    steps = args.steps or (10 if cuda else 2)
+    steps = args.steps or (10 if cuda else 1)
     epsilons = [float(e) for e in args.epsilons.split(",")]
     settings = GradientAttackOptions(steps=steps, rel_stepsize=0.2)
     print(load_average())
-    print(f"PVGG16-sized Predify (random weights), {n} images at {args.image_size}², timesteps 0..{args.timesteps}, "
+    print(f"PVGG16-sized Predify (random weights), {n} images at {args.size}², timesteps 0..{args.timesteps}, "
           f"ε={epsilons}, {steps} BIM steps, {args.precision}, device {device}, {torch.get_num_threads()} threads, "
           f"torch {torch.__version__}, {args.repeats} interleaved repeats (median)")
-    model = pvgg16_random(args.image_size, args.timesteps, 0).to(device)
+    model = pvgg16_random(args.size, args.timesteps, 0).to(device)
     generator = torch.Generator().manual_seed(0)
-    images = torch.rand(n, 3, args.image_size, args.image_size, generator=generator).to(device)
+    images = torch.rand(n, 3, args.size, args.size, generator=generator).to(device)
     targets = torch.randint(0, 1000, (n,), generator=generator).to(device)
     ids = list(range(n))
     copies_x = images.repeat(len(epsilons), 1, 1, 1)
@@ -144,8 +123,9 @@ def main() -> None:
         if not args.skip_reference:
             contenders["reference"] = lambda: foolbox_per_timestep(model, images, targets, epsilons, args.timesteps,
                                                                    settings)
-        times, results = interleaved({name: synchronised(run, device) for name, run in contenders.items()},
-                                     args.repeats)
+        peak_bytes: dict[str, int] = {}
+        times, results = interleaved({name: synchronised(run, device, name, peak_bytes)
+                                      for name, run in contenders.items()}, args.repeats)
         engine_s, engine_counts, floor_s = times["engine"], results["engine"], times["floor"] * steps
         reference_s, reference_counts = times.get("reference"), results.get("reference")
         flops = None
@@ -170,8 +150,10 @@ def main() -> None:
         if args.peak_tflops:
             line += f" = {achieved / (args.peak_tflops * 1e12):.1%} of the {args.peak_tflops:g} TFLOP/s peak"
         print(line)
+        print("  peak CUDA memory                    " +
+              ", ".join(f"{name} {peak / 2**30:.1f} GiB" for name, peak in peak_bytes.items()))
     else:
-        print("  FLOP/s against the peak: CUDA only")
+        print("  FLOP/s against the peak and peak memory: CUDA only")
 
 
 if __name__ == "__main__":

@@ -15,13 +15,11 @@ second (model rows asked), median L2 distance and success rate per ε and timest
 
 from __future__ import annotations
 
-import argparse
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
-from per_timestep import LogitsAt, interleaved, load_average, right_at_every_timestep
+from per_timestep import LogitsAt, attack_options, interleaved, load_average, parsed, right_at_every_timestep
 from torch import Tensor
 
 from pcrobust.attacks import project
@@ -76,24 +74,16 @@ def foolbox_per_timestep(model: TimestepModel, images: Tensor, targets: Tensor, 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=6, help="images right at every timestep")
-    parser.add_argument("--timesteps", type=int, default=2, help="attack timesteps 0..T")
-    parser.add_argument("--epsilons", default="1,2,3", help="L2 budgets the answers are clipped to")
-    parser.add_argument("--steps", type=int, default=8, help="HopSkipJump iterations")
+    parser = attack_options(__doc__.splitlines()[0], n=6, epsilons="1,2,3",
+                            epsilons_help="L2 budgets the answers are clipped to", steps=8,
+                            steps_help="HopSkipJump iterations")
     parser.add_argument("--initial-evals", type=int, default=50, help="boundary samples of the first estimate")
     parser.add_argument("--max-evals", type=int, default=10000, help="most boundary samples of one estimate")
     parser.add_argument("--gamma", type=float, default=1.0, help="binary-search threshold factor")
     parser.add_argument("--max-queries", type=int, default=2000,
                         help="pcrobust's query budget per copy (Foolbox has none; keep it above what the steps use)")
-    parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats (median)")
-    parser.add_argument("--batch-size", type=int, default=500, help="engine copies per chunk")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="intra-op threads (more only lose time to contention on a loaded machine)")
     parser.add_argument("--no-batched", action="store_true", help="skip the batched (coupled) Foolbox run")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    args = parsed(parser)
     print(load_average())
     device, epsilons = torch.device("cpu"), [float(e) for e in args.epsilons.split(",")]
     options = HSJOptions(steps=args.steps, initial_evals=args.initial_evals, max_evals=args.max_evals,

@@ -1,12 +1,14 @@
 """Shared by the benchmark scripts: the reference scripts' method (one attack per (ε, timestep)), the images
-they attack (test digits right at every timestep), the model a library sees at one timestep, and interleaved
-timing."""
+they attack (test digits right at every timestep), the model a library sees at one timestep, the options every
+per-timestep attack benchmark takes, and interleaved timing."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
@@ -75,6 +77,30 @@ def interleaved(contenders: Mapping[str, Callable[[], R]], repeats: int) -> tupl
             results[name] = run()
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(values) for name, values in times.items()}, results
+
+
+def attack_options(description: str, *, n: int, epsilons: str, epsilons_help: str, steps: int,
+                   steps_help: str) -> argparse.ArgumentParser:
+    """A parser with the options every per-timestep attack benchmark takes: images, timesteps, budgets, steps,
+    repeats, engine chunk size and intra-op threads."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--n", type=int, default=n, help="images right at every timestep")
+    parser.add_argument("--timesteps", type=int, default=2, help="attack timesteps 0..T")
+    parser.add_argument("--epsilons", default=epsilons, help=epsilons_help)
+    parser.add_argument("--steps", type=int, default=steps, help=steps_help)
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats (median)")
+    parser.add_argument("--batch-size", type=int, default=500, help="engine copies per chunk")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="intra-op threads (more only lose time to contention on a loaded machine)")
+    return parser
+
+
+def parsed(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """The parsed options, with torch's intra-op threads set and deprecation warnings (Foolbox's) silenced."""
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    return args
 
 
 def load_average() -> str:

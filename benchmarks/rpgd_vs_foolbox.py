@@ -12,12 +12,10 @@ start (each draws its own) the success counts agree only within sampling noise. 
 
 from __future__ import annotations
 
-import argparse
-import warnings
 from collections.abc import Callable, Sequence
 
 import torch
-from per_timestep import LogitsAt, interleaved, load_average, right_at_every_timestep
+from per_timestep import LogitsAt, attack_options, interleaved, load_average, parsed, right_at_every_timestep
 from torch import Tensor
 
 from pcrobust.engine import attack_per_timestep, margins
@@ -51,20 +49,11 @@ def foolbox_per_timestep(model: TimestepModel, images: Tensor, targets: Tensor, 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=20, help="images right at every timestep")
-    parser.add_argument("--timesteps", type=int, default=2, help="attack timesteps 0..T")
-    parser.add_argument("--epsilons", default="0.5,1,2", help="L2 budgets")
-    parser.add_argument("--steps", type=int, default=50, help="PGD iterations")
+    parser = attack_options(__doc__.splitlines()[0], n=20, epsilons="0.5,1,2", epsilons_help="L2 budgets", steps=50,
+                            steps_help="PGD iterations")
     parser.add_argument("--rel-stepsize", type=float, default=0.025, help="step length as a fraction of ε")
-    parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats (median)")
-    parser.add_argument("--batch-size", type=int, default=500, help="engine copies per chunk")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="intra-op threads (more only lose time to contention on a loaded machine)")
     parser.add_argument("--device", default="cpu")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    args = parsed(parser)
     device, epsilons = torch.device(args.device), [float(e) for e in args.epsilons.split(",")]
     model = mnist.build(None, {}).to(device)
     with evaluation_mode(model):
