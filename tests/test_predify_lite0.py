@@ -121,3 +121,4 @@ def test_cpu_preset_is_a_valid_plan(cli):
     assert plan["model"]["name"] == "pefficientnet-lite0" and plan["data"]["dataset"] == "foolbox-imagenet"
     assert [s["kind"] for s in plan["sections"]] == ["clean", "noise", "attack"]
     assert plan["sections"][2]["criterion"] == "targeted" and plan["sections"][2]["readout"] == "t"
+    assert plan["run"]["interval"] == "bootstrap"
