@@ -8,6 +8,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from pcrobust.errors import PcrobustError
+
 
 def atomic_write_text(path: Path, text: str) -> Path:
     """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``: readers and a
@@ -31,3 +33,17 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def read_schema_json(file: Path, schema: str, what: str) -> dict[str, Any] | None:
+    """The JSON object in ``file`` whose ``schema`` is ``schema``; ``None`` when there is no such file, a one-line
+    :class:`PcrobustError` when it is unreadable or of another schema (``what``: "record", "document", ...)."""
+    if not file.is_file():
+        return None
+    try:
+        found = json.loads(file.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise PcrobustError(f"{file} is unreadable: {exc}") from None
+    if not isinstance(found, dict) or found.get("schema") != schema:
+        raise PcrobustError(f"{file} is not a {schema} {what}")
+    return found

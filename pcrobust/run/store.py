@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pcrobust.errors import PcrobustError
-from pcrobust.files import atomic_write_json, atomic_write_text
+from pcrobust.files import atomic_write_json, atomic_write_text, read_schema_json
 from pcrobust.names import slug
 
 RUN_SCHEMA = "pcrobust.run/1"
@@ -65,16 +65,7 @@ class RunFolder:
 
     def record(self) -> dict[str, Any] | None:
         """The run record, or ``None`` when the folder holds no run."""
-        file = self.path / RUN_RECORD
-        if not file.is_file():
-            return None
-        try:
-            record = json.loads(file.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise PcrobustError(f"{file} is unreadable: {exc}") from None
-        if not isinstance(record, dict) or record.get("schema") != RUN_SCHEMA:
-            raise PcrobustError(f"{file} is not a {RUN_SCHEMA} record")
-        return record
+        return read_schema_json(self.path / RUN_RECORD, RUN_SCHEMA, "record")
 
     def prepare(self, digest: str, resume: bool, version: str) -> bool:
         """Make the folder ready for the plan with ``digest``; returns whether stored units are reused.

@@ -17,7 +17,7 @@ from typing import Any
 from pcrobust import __version__
 from pcrobust.errors import PcrobustError, first_line
 from pcrobust.evaluation import resolve, run_resolved, software_provenance
-from pcrobust.files import atomic_write_json
+from pcrobust.files import atomic_write_json, read_schema_json
 from pcrobust.plan import Plan
 from pcrobust.plugins import PluginHost
 from pcrobust.results import write_json, write_report
@@ -38,16 +38,7 @@ def point_plan(plan: Plan, point: Point) -> Plan:
 
 def read_sweep(out: Path) -> dict[str, Any] | None:
     """The sweep document in ``out``, or ``None`` when there is none."""
-    file = out / SWEEP_FILE
-    if not file.is_file():
-        return None
-    try:
-        document = json.loads(file.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise PcrobustError(f"{file} is unreadable: {exc}") from None
-    if not isinstance(document, dict) or document.get("schema") != SWEEP_SCHEMA:
-        raise PcrobustError(f"{file} is not a {SWEEP_SCHEMA} document")
-    return document
+    return read_schema_json(out / SWEEP_FILE, SWEEP_SCHEMA, "document")
 
 
 def _finished(folder: Path, digest: str) -> dict[str, Any] | None:
