@@ -50,9 +50,31 @@ def test_both_kinds_run_normalised_by_t0_alike_across_runs_and_batch_sizes(cli, 
         for measure in measures:
             assert measure["normalised"]["values"][0] == 1.0, (kind, measure["label"])
     again = _run(cli, tmp_path / "b")
-    other = _run(cli, tmp_path / "c", batch_size=3)
-    for results in (again, other):
-        assert [s.get("measures") for s in results["sections"]] == [s.get("measures") for s in first["sections"]]
+    assert _measures(again) == _measures(first)
+    # Another batch size may pick other float32 convolution algorithms: equal up to rounding.
+    _assert_close(_measures(_run(cli, tmp_path / "c", batch_size=3)), _measures(first))
+
+
+def _measures(results: dict) -> list:
+    return [section.get("measures") for section in results["sections"]]
+
+
+def _assert_close(actual: object, expected: object, where: str = "measures") -> None:
+    """Equal structure and text; numbers equal to float32 rounding."""
+    if isinstance(expected, dict):
+        assert isinstance(actual, dict) and actual.keys() == expected.keys(), where
+        for key in expected:
+            _assert_close(actual[key], expected[key], f"{where}.{key}")
+    elif isinstance(expected, list):
+        assert isinstance(actual, list) and len(actual) == len(expected), where
+        for index, (a, e) in enumerate(zip(actual, expected)):
+            _assert_close(a, e, f"{where}[{index}]")
+    elif isinstance(expected, float):
+        assert actual == pytest.approx(expected, rel=1e-4, abs=1e-6), where
+    elif isinstance(expected, str) and isinstance(actual, str) and any(ch.isdigit() for ch in expected):
+        assert actual.split("(")[0] == expected.split("(")[0], where
+    else:
+        assert actual == expected, where
 
 
 def test_noise_is_drawn_per_image_and_reproducibly():
