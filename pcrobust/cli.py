@@ -277,6 +277,8 @@ def _finish(results: dict[str, Any], folder: RunFolder) -> None:
     folder.set_outputs([p.name for p in written])
     _print_summary(results, next((p for p in written if p.name == "report.html"), None))
     click.echo(f"results written to {path}")
+    if warning := (results["provenance"].get("contract_check") or {}).get("warning"):
+        click.echo(f"pcrobust: warning: model {results['model']['name']!r}: {warning}", err=True)
     for name, message in results["provenance"].get("plugins_left_out", {}).items():
         click.echo(f"pcrobust: warning: left out {message} (silence: pcrobust --exclude-plugin {name} ...)", err=True)
 

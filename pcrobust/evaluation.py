@@ -71,10 +71,10 @@ def resolve(host: PluginHost, plan: Plan, progress: bool = True, ranks: Ranks | 
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(plan.data.seed))
     timesteps = model.default_timesteps if plan.run.timesteps is None else plan.run.timesteps
     with evaluation_mode(model.to(device)):
-        check_timestep_contract(model, data.images, data.num_classes, timesteps, device,
-                                f"model {entry.name!r} of plugin {entry.plugin!r}")
+        contract = check_timestep_contract(model, data.images, data.num_classes, timesteps, device,
+                                           f"model {entry.name!r} of plugin {entry.plugin!r}")
     context = RunContext(plan.run, host.registries, model, data, device, timesteps,
-                         order[: plan.data.n] if plan.data.n else order, progress)
+                         order[: plan.data.n] if plan.data.n else order, progress, contract)
     for section in plan.sections:
         try:
             section.kind.check(section.options, context)
@@ -112,6 +112,7 @@ def facts(host: PluginHost, plan: Plan, context: RunContext) -> dict[str, Any]:
             "gradient_mode": model.gradient_mode,
             "precision": plan.run.precision,
             "checkpoint_timesteps": plan.run.checkpoint_timesteps,
+            "contract_check": context.contract.describe() if context.contract else None,
             "weights": {str(path.name): sha256_of(path) for path in entry.weight_files(weights, plan.model_options())},
         },
     }

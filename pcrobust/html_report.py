@@ -124,7 +124,8 @@ def _entry_name(entry: dict[str, Any]) -> str:
 def warnings(results: dict[str, Any]) -> list[str]:
     """What a reader should know before trusting the numbers, computed from the document alone.
 
-    Flags a schema other than ``pcrobust.results/2``; sections with no series or no images; series with fewer
+    Flags a schema other than ``pcrobust.results/2``; a model whose float32 logits change with the batching
+    (``provenance.contract_check.warning``); sections with no series or no images; series with fewer
     than :data:`FEW_IMAGES` images; intervals wider than :data:`WIDE_INTERVAL` at some timestep; series without
     intervals or paired tests; series whose ``values`` do not have one number per timestep.
     """
@@ -132,6 +133,8 @@ def warnings(results: dict[str, Any]) -> list[str]:
     if results.get("schema") != SCHEMA2:
         found.append(f"the document declares schema {results.get('schema')!r}, not {SCHEMA2}; "
                      "this page may be incomplete")
+    if warning := (as_dict(as_dict(results.get("provenance")).get("contract_check")).get("warning")):
+        found.append(f"model: {warning}")
     timesteps = as_list(results.get("timesteps"))
     level = level_of(results)
     unqualified: list[str] = []

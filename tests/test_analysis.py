@@ -67,7 +67,7 @@ def _assert_close(actual: object, expected: object, where: str = "measures") -> 
             _assert_close(actual[key], expected[key], f"{where}.{key}")
     elif isinstance(expected, list):
         assert isinstance(actual, list) and len(actual) == len(expected), where
-        for index, (a, e) in enumerate(zip(actual, expected)):
+        for index, (a, e) in enumerate(zip(actual, expected, strict=True)):
             _assert_close(a, e, f"{where}[{index}]")
     elif isinstance(expected, float):
         assert actual == pytest.approx(expected, rel=1e-4, abs=1e-6), where

@@ -150,3 +150,42 @@ def test_cli_evaluates_the_wrn_on_a_folder_of_cifar_images(cli, tmp_path):
     code, _, err = cli("evaluate", "--plugin", "cnnf", "--model", "cifar-wrn-cnnf", "--attack", "none", "--quiet",
                        "--out", str(tmp_path / "none"))
     assert code == 2 and "ships no images: pass --data DIR" in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_evaluates_the_wrn_on_real_cifar_images_its_batch_independence_shown_in_float64(cli, tmp_path):
+    """Random reference-layout weights on foolbox's 20 CIFAR-10 test images: float32 rounding that differs with
+    the batch size can flip AdaReLU branches (Eq. 3), so the contract check may need the float64 copy; that copy
+    agrees to rounding, and the results say which precision showed it."""
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    from pcrobust.contract import BATCH_TOLERANCE, FLOAT64_TOLERANCE, float64_agreement
+    from pcrobust_datasets.imagenet import foolbox_data_dir
+
+    for path in sorted(foolbox_data_dir().glob("cifar10_*_*.png")):
+        label = path.stem.rsplit("_", 1)[1]
+        (tmp_path / "data" / label).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, tmp_path / "data" / label / path.name)
+    torch.save(reference_wrn_state(40, 2, 10, seed=1), tmp_path / "CNNF_2_cifar.pt")
+    code, _, err = cli("evaluate", "--plugin", "cnnf", "--model", "cifar-wrn-cnnf", "-o",
+                       f"reference={tmp_path / 'CNNF_2_cifar.pt'}", "--data", str(tmp_path / "data"),
+                       "--noise-sigmas", "", "--attack", "none", "--timesteps", "2", "--quiet",
+                       "--out", str(tmp_path / "r"))
+    assert code == 0, err
+    results = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert results["dataset"]["size"] == 20 and results["sections"][0]["series"][0]["n"] == 20
+    check = results["provenance"]["contract_check"]
+    if check["checked_in"] == "float64":  # this machine's float32 convolutions differ with the batch size
+        assert check["float32_batch_difference"] > BATCH_TOLERANCE > FLOAT64_TOLERANCE > check[
+            "float64_batch_difference"]
+        assert "float32 logits change by up to" in err
+    else:
+        assert check["float32_batch_difference"] <= BATCH_TOLERANCE and "warning" not in err
+    net = cifar.build(None, {"reference": str(tmp_path / "CNNF_2_cifar.pt")}).eval()
+    pixels = np.stack([np.asarray(Image.open(p)) for p in sorted(foolbox_data_dir().glob("cifar10_*_*.png"))[:3]])
+    with torch.no_grad():
+        double = float64_agreement(net, torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 255, 2)
+    assert not isinstance(double, str) and double.within(FLOAT64_TOLERANCE)
+    assert net.blocks[0].conv1.dtype == torch.float32  # the float64 check ran on a copy

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from pcrobust.attacks import Attack, epsilon_problem
-from pcrobust.contract import check_timestep_contract
+from pcrobust.contract import ContractCheck, check_timestep_contract
 from pcrobust.engine import AttackOutcome, StartPoints, attack_per_timestep, transfer_per_timestep
 from pcrobust.errors import PcrobustError, UnknownNameError
 from pcrobust.kinds.attack_options import SELECTION_RULES, AttackSectionOptions, SurrogateOptions
@@ -181,7 +181,8 @@ class AttackSection(SectionKind):
                                 options.norm)
         return ChosenStarts(points, pool_ids)
 
-    def _surrogate(self, surrogate: SurrogateOptions, context: RunContext) -> tuple[TimestepModel, int]:
+    def _surrogate(self, surrogate: SurrogateOptions,
+                   context: RunContext) -> tuple[TimestepModel, int, ContractCheck]:
         """A surrogate and its timesteps, built and checked against the timestep contract once per run."""
         key = surrogate.model_dump_json()
         if key not in context.surrogates:
@@ -192,16 +193,16 @@ class AttackSection(SectionKind):
                 raise PcrobustError(f"{who} built a {type(model).__name__}, not a pcrobust.models.TimestepModel")
             steps = model.default_timesteps if surrogate.timesteps is None else surrogate.timesteps
             with evaluation_mode(model.to(context.device)):
-                check_timestep_contract(model, context.data.images, context.data.num_classes, steps, context.device,
-                                        who)
-            context.surrogates[key] = (model, steps)
+                check = check_timestep_contract(model, context.data.images, context.data.num_classes, steps,
+                                                context.device, who)
+            context.surrogates[key] = (model, steps, check)
         return context.surrogates[key]
 
     def _transfer(self, options: AttackSectionOptions, attack: Any, indices: list[int], goal: torch.Tensor,
                   context: RunContext) -> tuple[AttackOutcome, str, dict[str, Any]]:
         surrogate = options.surrogate
         assert surrogate is not None and options.epsilons is not None
-        model, steps = self._surrogate(surrogate, context)
+        model, steps, check = self._surrogate(surrogate, context)
         with evaluation_mode(model):
             outcome = transfer_per_timestep(model, steps, surrogate.readout, context.model, attack,
                                             context.data.images[indices], goal, options.epsilons,
@@ -209,7 +210,7 @@ class AttackSection(SectionKind):
                                             indices, targeted=options.criterion == "targeted",
                                             progress=context.progress)
         described = {"plugin": surrogate.plugin, "name": surrogate.name, "readout": surrogate.readout,
-                     "timesteps": steps}
+                     "timesteps": steps, "contract_check": check.describe()}
         return outcome, model.gradient_mode, {"surrogate": described}
 
     def assemble(self, section: Section, outcomes: Sequence[tuple[Unit, Mapping[str, Any]]],

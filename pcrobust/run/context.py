@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from pcrobust.contract import ContractCheck
 from pcrobust.datasets import LabeledImages
 from pcrobust.engine import predict, predict_measures
 from pcrobust.models import TimestepModel
@@ -32,9 +33,12 @@ class RunContext:
     timesteps: int
     evaluated: Tensor
     progress: bool = True
+    contract: ContractCheck | None = None
+    """How the model was shown to keep the timestep contract (:func:`~pcrobust.contract.check_timestep_contract`)."""
     _clean: dict[int, Tensor] = field(default_factory=dict, repr=False)
-    surrogates: dict[str, tuple[TimestepModel, int]] = field(default_factory=dict, repr=False)
-    """Surrogate models of attack sections (with their timesteps), built once per surrogate table."""
+    surrogates: dict[str, tuple[TimestepModel, int, ContractCheck]] = field(default_factory=dict, repr=False)
+    """Surrogate models of attack sections (with their timesteps and contract checks), built once per surrogate
+    table."""
     _measures: dict[int, dict[str, Tensor]] = field(default_factory=dict, repr=False)
 
     @property
