@@ -14,7 +14,7 @@ PRESETS = {
     "predify-lite0-cpu": "PEfficientNet-Lite0 on the 20 bundled ImageNet images, a reduced CPU budget: clean, "
                          "Gaussian noise at the paper's σ, targeted BIM at every timestep",
     "predify-lite0-corruptions-cpu": "PEfficientNet-Lite0 on the 20 bundled ImageNet images under the 19 ImageNet-C "
-                                     "corruptions at severities 1, 3, 5 (T = 3): CE, AlexNet-normalised mCE",
+                                     "corruptions at severity 3 (T = 3): CE, AlexNet-normalised mCE",
     "predify-lite0-paper": "PEfficientNet-Lite0 with the Predify paper's full budget, for a GPU: T = 10, noise at "
                            "the reference σ, targeted BIM (100 steps, 8 ε) on 1,000 images, 19 × 5 corruptions",
 }
