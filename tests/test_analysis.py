@@ -130,3 +130,19 @@ def test_analyses_flag_writes_both_sections_per_layer_and_timestep_with_plots(cl
 def test_bad_analyses_flags_are_one_line_and_exit_2(cli, tmp_path: Path, flags: list[str], named: str):
     code, _, err = cli("evaluate", *ANALYSES, *flags, "--out", str(tmp_path))
     assert code == 2 and len(err.strip().splitlines()) == 1 and named in err, err
+
+
+@pytest.mark.parametrize("kind", ["representation"])
+def test_a_model_without_representations_is_refused_in_one_line(kind, tmp_path: Path):
+    from pcrobust.errors import PcrobustError
+    from pcrobust.evaluation import run
+    from pcrobust.plan import parse_plan
+    from pcrobust.run.store import RunFolder
+    from tests.test_contract import Linear, host_with
+
+    host = host_with(Linear())
+    plan = parse_plan({"model": {"plugin": "broken"}, "data": {"n": 4}, "run": {"device": "cpu"},
+                       "sections": [{"kind": kind}]}, host.registries)
+    with pytest.raises(PcrobustError, match="offers no per-layer representations") as caught:
+        run(host, plan, RunFolder(tmp_path / "out"), progress=False)
+    assert "\n" not in str(caught.value) and not (tmp_path / "out").exists()

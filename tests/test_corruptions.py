@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 
@@ -163,6 +164,22 @@ def test_results_do_not_depend_on_batch_size_or_images_per_unit(tiny):
     assert chunked == whole
     assert len(whole["series"]) == 4 and len(whole["series"][0][1]) == 9
     assert whole["fields"]["metrics"]["mce_over"] == ["impulse_noise", "fog"]
+
+
+def test_jobs_started_ahead_are_forgotten_with_their_run(tiny):
+    data = LabeledImages("toy", "test", torch.rand(6, 1, 8, 8), torch.zeros(6, dtype=torch.long), 5, "toy", "-")
+    options = CorruptionOptions(corruptions=("impulse_noise",), severities=(2,), workers=1)
+    context = RunContext(RunSpec(images_per_unit=3, batch_size=3), None, tiny, data,  # type: ignore[arg-type]
+                         torch.device("cpu"), 1, torch.arange(6), progress=False)
+    kind = Corruption()
+    section = Section(1, "corruption", kind, options)
+    first = kind.units(section, context)[0]
+    with evaluation_mode(tiny):
+        kind.run_unit(section, first, context)  # starts the second unit's images ahead
+    assert list(kind._ahead) == [id(context)]
+    del context
+    gc.collect()
+    assert kind._ahead == {}
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -7,6 +7,7 @@ are seeded by (run seed, dataset index, corruption, severity), so no number depe
 from __future__ import annotations
 
 import hashlib
+import weakref
 import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -94,7 +95,14 @@ class Corruption(SectionKind):
     options = CorruptionOptions
 
     def __init__(self) -> None:
-        self._ahead = Ahead()
+        self._ahead: dict[int, Ahead] = {}
+
+    def _ahead_of(self, context: RunContext) -> Ahead:
+        """The jobs a run started ahead, forgotten with its context (so a later run never takes them)."""
+        if id(context) not in self._ahead:
+            self._ahead[id(context)] = Ahead()
+            weakref.finalize(context, self._ahead.pop, id(context), None)
+        return self._ahead[id(context)]
 
     def title(self, options: SectionOptions) -> str:
         assert isinstance(options, CorruptionOptions)
@@ -147,11 +155,12 @@ class Corruption(SectionKind):
 
         if workers == 0:
             return corrupt_here(*images_of(unit))
-        started = self._ahead.take((id(context), section.id, unit.key)) or submit(*images_of(unit), workers)
+        ahead = self._ahead_of(context)
+        started = ahead.take((section.id, unit.key)) or submit(*images_of(unit), workers)
         units = self.units(section, context)
         following = [later for earlier, later in zip(units[:-1], units[1:], strict=True) if earlier.key == unit.key]
         for later in following:
-            self._ahead.put((id(context), section.id, later.key), submit(*images_of(later), workers))
+            ahead.put((section.id, later.key), submit(*images_of(later), workers))
         return started.result()
 
     def run_unit(self, section: Section, unit: Unit, context: RunContext) -> dict[str, Any]:

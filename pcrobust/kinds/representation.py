@@ -51,10 +51,11 @@ def correlation_distance(a: Tensor, b: Tensor) -> Tensor:
     return torch.where(scale > 0, 1 - r, torch.full_like(r, float("nan")))
 
 
-def _representations(context: RunContext, x: Tensor) -> dict[str, Tensor]:
-    found = context.model.representations(x, context.timesteps)
+def _representations(context: RunContext, x: Tensor, timesteps: int) -> dict[str, Tensor]:
+    found = context.model.representations(x, timesteps)
     if found is None:
-        raise PcrobustError("the model offers no per-layer representations (TimestepModel.representations)")
+        raise PcrobustError("the model offers no per-layer representations (TimestepModel.representations), "
+                            "which this section compares")
     return found
 
 
@@ -68,10 +69,7 @@ class Representation(SectionKind):
 
     def check(self, options: SectionOptions, context: RunContext) -> None:
         with evaluation_mode(context.model), torch.no_grad():
-            found = context.model.representations(probe(context), 0)
-        if found is None:
-            raise PcrobustError("the model offers no per-layer representations (TimestepModel.representations), "
-                                "which this section compares")
+            found = _representations(context, probe(context), 0)
         wrong = [name for name, rep in found.items() if rep.dim() < 3 or tuple(rep.shape[:2]) != (1, 1)]
         if not found or wrong:
             raise PcrobustError(f"the model's representations must be [T+1, B, ...] tensors; "
@@ -88,11 +86,11 @@ class Representation(SectionKind):
         with torch.no_grad():
             for position, x in enumerate(batches(clean, context)):
                 start = position * context.batch_size
-                reference = _representations(context, x)
+                reference = _representations(context, x, context.timesteps)
                 for s, sigma in enumerate(sigmas):
                     noisy = noisy_copies(clean[start:start + len(x)], sigma, indices[start:start + len(x)],
                                          context.seed).to(context.device)
-                    for name, rep in _representations(context, noisy).items():
+                    for name, rep in _representations(context, noisy, context.timesteps).items():
                         distances[s].setdefault(name, []).append(correlation_distance(reference[name], rep).cpu())
         layers = list(distances[0])
         return {"indices": indices, "layers": layers,
