@@ -7,8 +7,7 @@ afterwards, so a corrupted image depends only on its seed and no caller sees the
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Literal
 
@@ -17,6 +16,7 @@ import torch
 from torch import Tensor
 
 from pcrobust.errors import PcrobustError
+from pcrobust.seeding import seeded_global_numpy
 
 STANDARD = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
             "zoom_blur", "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate",
@@ -55,17 +55,6 @@ def check_names(names: Sequence[str]) -> None:
     for name in names:
         if name not in ALL:
             raise PcrobustError(f"unknown corruption {name!r}; available: all, {', '.join(ALL)}")
-
-
-@contextmanager
-def seeded_global_numpy(seed: int) -> Iterator[None]:
-    """numpy's global generator seeded with ``seed`` inside the block, its previous state restored after."""
-    saved = np.random.get_state()
-    np.random.seed(seed)
-    try:
-        yield
-    finally:
-        np.random.set_state(saved)
 
 
 def to_library_array(image: Tensor) -> np.ndarray:

@@ -21,6 +21,8 @@ from skimage.color import hsv2rgb, rgb2hsv
 from skimage.filters import gaussian
 from skimage.util import random_noise
 
+from pcrobust.seeding import seeded_global_numpy
+
 Array = NDArray[np.float64]
 
 CIFAR_TABLE: dict[str, tuple[Any, ...]] = {
@@ -98,8 +100,6 @@ def _zoom_blur(x: Array, c: tuple[float, float, float], seed: int) -> Array:
 
 def _fog(x: Array, c: tuple[float, float], seed: int) -> Array:
     from imagecorruptions.corruptions import next_power_of_2, plasma_fractal
-
-    from pcrobust.corrupt import seeded_global_numpy
 
     height, width = x.shape[:2]
     with seeded_global_numpy(seed & 0xFFFFFFFF):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,8 @@ import tomli_w
 
 from pcrobust import plots
 from pcrobust.document import as_dict, as_list, is_number, level_of
+from pcrobust.gradcam_report import gradcam_html
+from pcrobust.html_parts import escaped, facts, interval_bounds, measure_table, rate_text, value_at
 
 SCHEMA2 = "pcrobust.results/2"
 FEW_IMAGES = 100
@@ -69,16 +70,8 @@ table.checks td { white-space: normal; text-align: left; }
 """
 
 
-def _e(value: Any) -> str:
-    return escape(str(value), quote=True)
-
-
 def _minus(text: str) -> str:
     return text.replace("-", "\u2212")
-
-
-def _rate(value: Any) -> str:
-    return f"{value:.3f}" if is_number(value) else "–"
 
 
 def _signed(value: Any) -> str:
@@ -89,16 +82,6 @@ def _p(value: Any) -> str:
     if not is_number(value):
         return "–"
     return "< 0.0001" if value < 1e-4 else f"{value:.2g}"
-
-
-def _at(values: Any, t: int) -> Any:
-    return values[t] if isinstance(values, list) and t < len(values) else None
-
-
-def _band(interval: Any) -> tuple[Any, Any]:
-    if isinstance(interval, dict):
-        return interval.get("low"), interval.get("high")
-    return None, None
 
 
 def _json(value: Any) -> str:
@@ -162,7 +145,7 @@ def warnings(results: dict[str, Any]) -> list[str]:
             if item.get("n") == 0:
                 found.append(f"{name}, {label}: no images were scored")
                 continue
-            low, high = _band(item.get("interval"))
+            low, high = interval_bounds(item.get("interval"))
             if isinstance(low, list) and isinstance(high, list) and low and len(low) == len(high):
                 widths = [(h - lo, t) for t, (lo, h) in enumerate(zip(low, high, strict=True))
                           if is_number(lo) and is_number(h)]
@@ -188,16 +171,10 @@ def _anchor(stem: str) -> str:
     return f"s-{stem}"
 
 
-def _facts(rows: list[tuple[str, str]]) -> str:
-    """A definition list; ``rows`` hold (label, already-escaped HTML)."""
-    body = "".join(f"<dt>{_e(label)}</dt><dd>{value}</dd>" for label, value in rows if value)
-    return f'<dl class="facts">{body}</dl>' if body else ""
-
-
 def _inline(value: Any) -> str:
     if isinstance(value, (dict, list)):
-        return f"<code>{_e(json.dumps(value, ensure_ascii=False))}</code>"
-    return _e(value)
+        return f"<code>{escaped(json.dumps(value, ensure_ascii=False))}</code>"
+    return escaped(value)
 
 
 def _header(results: dict[str, Any]) -> str:
@@ -208,40 +185,41 @@ def _header(results: dict[str, Any]) -> str:
     timesteps = results.get("timesteps") or []
     model_name = model.get("name", "model")
     dataset_name = dataset.get("name", "dataset")
-    model_bits = [f"{_e(model.get('plugin', '?'))} / <b>{_e(model_name)}</b>"]
+    model_bits = [f"{escaped(model.get('plugin', '?'))} / <b>{escaped(model_name)}</b>"]
     if model.get("gradient_mode"):
-        model_bits.append(f"gradient mode {_e(model['gradient_mode'])}")
-    data_bits = [f"<b>{_e(dataset_name)}</b>"]
+        model_bits.append(f"gradient mode {escaped(model['gradient_mode'])}")
+    data_bits = [f"<b>{escaped(dataset_name)}</b>"]
     if dataset.get("split"):
-        data_bits.append(f"split {_e(dataset['split'])}")
+        data_bits.append(f"split {escaped(dataset['split'])}")
     if is_number(dataset.get("n_evaluated")):
-        of = f" of {_e(dataset['size'])}" if is_number(dataset.get("size")) else ""
-        data_bits.append(f"{_e(dataset['n_evaluated'])}{of} images evaluated")
+        of = f" of {escaped(dataset['size'])}" if is_number(dataset.get("size")) else ""
+        data_bits.append(f"{escaped(dataset['n_evaluated'])}{of} images evaluated")
     sections = plots.entries(results)
     plan_sections = as_list(plan.get("sections"))
     plan_bits = [f"{len(plan_sections) or len(results.get('sections', []))} sections"]
     if results.get("plan_digest"):
-        plan_bits.append(f"digest <code>{_e(str(results['plan_digest'])[:16])}…</code>")
+        plan_bits.append(f"digest <code>{escaped(str(results['plan_digest'])[:16])}…</code>")
     if timesteps:
         span = f"t = {timesteps[0]}" if len(timesteps) == 1 else f"t = {timesteps[0]}…{timesteps[-1]}"
-        plan_bits.append(f"timesteps {_e(span)} ({len(timesteps)})")
+        plan_bits.append(f"timesteps {escaped(span)} ({len(timesteps)})")
     if stats:
         level = stats.get("level")
         level_text = f"{level:.0%}" if is_number(level) else "?"
         method = plots.INTERVAL_NAMES.get(str(stats.get("interval")), str(stats.get("interval", "?")))
         correction = str(stats.get("correction", "no"))
         correction = {"holm": "Holm"}.get(correction, correction)
-        stats_text = (f"{_e(level_text)} {_e(method)} intervals; {_e(stats.get('paired_test', 'paired test'))}, "
-                      f"{_e(correction)} correction over timesteps 1…T")
+        stats_text = (f"{escaped(level_text)} {escaped(method)} intervals; "
+                      f"{escaped(stats.get('paired_test', 'paired test'))}, "
+                      f"{escaped(correction)} correction over timesteps 1…T")
     else:
         stats_text = '<span class="empty">no statistics in this document</span>'
-    toc = "".join(f'<li><a href="#{_e(_anchor(stem))}">{_e(_entry_name(entry))}</a></li>'
+    toc = "".join(f'<li><a href="#{escaped(_anchor(stem))}">{escaped(_entry_name(entry))}</a></li>'
                   for entry, stem in plots.entry_slugs(results))
-    return (f"<header><h1>{_e(model_name)} on {_e(dataset_name)}</h1>"
-            f'<p class="sub">{_e(results.get("schema", "unknown schema"))}'
-            + (f" · created {_e(results['created'])}" if results.get("created") else "") + "</p>"
-            + _facts([("model", ", ".join(model_bits)), ("dataset", ", ".join(data_bits)),
-                      ("plan", ", ".join(plan_bits)), ("statistics", stats_text)])
+    return (f"<header><h1>{escaped(model_name)} on {escaped(dataset_name)}</h1>"
+            f'<p class="sub">{escaped(results.get("schema", "unknown schema"))}'
+            + (f" · created {escaped(results['created'])}" if results.get("created") else "") + "</p>"
+            + facts([("model", ", ".join(model_bits)), ("dataset", ", ".join(data_bits)),
+                     ("plan", ", ".join(plan_bits)), ("statistics", stats_text)])
             + "</header>"
             + (f'<nav><b>Sections</b><ol>{toc}</ol><a href="#provenance">provenance</a> · '
                f'<a href="#plan">plan</a></nav>' if sections else ""))
@@ -251,7 +229,7 @@ def _warnings_html(results: dict[str, Any]) -> str:
     items = warnings(results)
     if not items:
         return '<h2 id="warnings">Warnings</h2><p class="empty">none</p>'
-    body = "".join(f"<li>{_e(item)}</li>" for item in items)
+    body = "".join(f"<li>{escaped(item)}</li>" for item in items)
     return f'<h2 id="warnings">Warnings</h2><ul class="warnings">{body}</ul>'
 
 
@@ -262,35 +240,36 @@ def _threat_model(entry: dict[str, Any]) -> str:
         kind = "targeted" if attack.get("targeted") else "untargeted" if "targeted" in attack else ""
         name = " ".join(x for x in (kind, str(attack.get("name", "")),
                                     f"({plots.norm_label(attack.get('norm'))})" if attack.get("norm") else "") if x)
-        rows.append(("attack", _e(name) + (f" from plugin {_e(attack['plugin'])}" if attack.get("plugin") else "")))
+        plugin = f" from plugin {escaped(attack['plugin'])}" if attack.get("plugin") else ""
+        rows.append(("attack", escaped(name) + plugin))
         if attack.get("options"):
             rows.append(("options", _inline(attack["options"])))
     elif plots.entry_norm(entry):
-        rows.append(("norm", _e(plots.norm_label(plots.entry_norm(entry)))))
+        rows.append(("norm", escaped(plots.norm_label(plots.entry_norm(entry)))))
     epsilons = [plots.epsilon_label(float(s["key"]["epsilon"]), plots.entry_norm(entry))
                 for s in entry.get("series", []) if isinstance(s.get("key"), dict)
                 and is_number(s["key"].get("epsilon"))]
     if epsilons:
-        rows.append(("ε (pixel units of [0, 1] images)", _e(", ".join(epsilons))))
+        rows.append(("ε (pixel units of [0, 1] images)", escaped(", ".join(epsilons))))
     readouts = [f"{what} {entry[key]}" for what, key in (("attacked", "attacked_readout"),
                                                          ("scored", "scored_readout")) if entry.get(key)]
     if readouts:
-        rows.append(("readouts", _e(", ".join(readouts))))
+        rows.append(("readouts", escaped(", ".join(readouts))))
     if entry.get("gradient_mode"):
-        rows.append(("gradient mode", _e(entry["gradient_mode"])))
+        rows.append(("gradient mode", escaped(entry["gradient_mode"])))
     if entry.get("target_mode"):
         target = str(entry["target_mode"])
         if entry.get("target_shift") is not None:
             target += f" (shift {entry['target_shift']})"
-        rows.append(("targets", _e(target)))
+        rows.append(("targets", escaped(target)))
     if entry.get("sections"):
-        rows.append(("over sections", _e(", ".join(str(s) for s in entry["sections"]))))
+        rows.append(("over sections", escaped(", ".join(str(s) for s in entry["sections"]))))
     if entry.get("parameters"):
         rows.append(("parameters", _inline(entry["parameters"])))
     indices = entry.get("image_indices")
     if isinstance(indices, list):
         rows.append(("images", f"{len(indices)} dataset indices recorded"))
-    return _facts(rows)
+    return facts(rows)
 
 
 def _verdict_class(text: str) -> str:
@@ -304,8 +283,8 @@ def _verdict_class(text: str) -> str:
 def _series_table(entry: dict[str, Any], item: dict[str, Any], timesteps: list[Any], level: float) -> str:
     alpha = 1 - level
     vs_t0 = as_dict(item.get("vs_t0"))
-    low, high = _band(item.get("interval"))
-    change_low, change_high = _band(vs_t0.get("change_interval"))
+    low, high = interval_bounds(item.get("interval"))
+    change_low, change_high = interval_bounds(vs_t0.get("change_interval"))
     values = as_list(item.get("values"))
     counts = item.get("counts")
     n = item.get("n")
@@ -326,31 +305,32 @@ def _series_table(entry: dict[str, Any], item: dict[str, Any], timesteps: list[A
         head.append("adjusted p")
     rows = []
     for t, step in enumerate(timesteps):
-        value = _at(values, t)
-        first = _at(values, 0)
-        p_adj = _at(vs_t0.get("p_adjusted"), t)
+        value = value_at(values, t)
+        first = value_at(values, 0)
+        p_adj = value_at(vs_t0.get("p_adjusted"), t)
         significant = t > 0 and is_number(p_adj) and p_adj < alpha
         mark = ' class="sig"' if significant else ""
-        count = _at(counts, t)
-        cells = [f"<td>{_e(step)}</td>", f"<td>{_rate(value)}</td>",
-                 f"<td>{_e(count) if count is not None else '–'} / {_e(n) if n is not None else '–'}</td>"]
+        count = value_at(counts, t)
+        cells = [f"<td>{escaped(step)}</td>", f"<td>{rate_text(value)}</td>",
+                 f"<td>{escaped(count) if count is not None else '–'} / {escaped(n) if n is not None else '–'}</td>"]
         if has_interval:
-            cells.append(f"<td>[{_rate(_at(low, t))}, {_rate(_at(high, t))}]</td>")
+            cells.append(f"<td>[{rate_text(value_at(low, t))}, {rate_text(value_at(high, t))}]</td>")
         change = value - first if is_number(value) and is_number(first) else None
         cells.append(f"<td{mark}>{_signed(change)}</td>")
         if isinstance(change_low, list):
-            cells.append(f"<td>[{_signed(_at(change_low, t))}, {_signed(_at(change_high, t))}]</td>")
+            cells.append(f"<td>[{_signed(value_at(change_low, t))}, {_signed(value_at(change_high, t))}]</td>")
         if gained is not None and lost is not None:
-            cells.append(f"<td>{_e(_at(gained, t))} / {_e(_at(lost, t))}</td>")
+            cells.append(f"<td>{escaped(value_at(gained, t))} / {escaped(value_at(lost, t))}</td>")
         if has_test:
             star = " *" if significant else ""
             cells.append(f"<td{mark}>{_p(p_adj)}{star}</td>" if t > 0 else "<td>–</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    header = "".join(f"<th>{_e(h)}</th>" for h in head)
+    header = "".join(f"<th>{escaped(h)}</th>" for h in head)
     label = plots.series_label(entry, item) or str(item.get("label", ""))
     better = item.get("higher_is_better")
     direction = "higher is more robust" if better is True else "lower is more robust" if better is False else ""
-    caption = f"<h3>{_e(label)}</h3>" + (f'<p class="note">{_e(metric)}: {_e(direction)}</p>' if direction else "")
+    note = f'<p class="note">{escaped(metric)}: {escaped(direction)}</p>' if direction else ""
+    caption = f"<h3>{escaped(label)}</h3>" + note
     return f"<div>{caption}<table><thead><tr>{header}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
 
 
@@ -363,11 +343,12 @@ def _spent_tables(entry: dict[str, Any], timesteps: list[Any]) -> str:
         rows = [row for row in as_list(rows) if isinstance(row, dict)]
         if not rows:
             continue
-        head = "".join(f"<th>t={_e(t)}</th>" for t in timesteps)
-        body = "".join(f"<tr><th>ε={_e(row.get('epsilon'))}</th>"
-                       + "".join(f"<td>{_e(_count(_at(row.get('mean'), i)))}</td>" for i in range(len(timesteps)))
+        head = "".join(f"<th>t={escaped(t)}</th>" for t in timesteps)
+        body = "".join(f"<tr><th>ε={escaped(row.get('epsilon'))}</th>"
+                       + "".join(f"<td>{escaped(_count(value_at(row.get('mean'), i)))}</td>"
+                                 for i in range(len(timesteps)))
                        + "</tr>" for row in rows)
-        parts.append(f'<table class="spent"><caption>{_e(title)}</caption><tr><th></th>{head}</tr>{body}</table>')
+        parts.append(f'<table class="spent"><caption>{escaped(title)}</caption><tr><th></th>{head}</tr>{body}</table>')
     return "".join(parts)
 
 
@@ -376,14 +357,15 @@ def _checks_html(entry: dict[str, Any]) -> str:
     checks = [item for item in as_list(entry.get("checks")) if isinstance(item, dict)]
     if not checks:
         return ""
-    rows = "".join(f'<tr class="{"pass" if item.get("passed") is True else "fail"}"><td>{_e(item.get("name", ""))}'
+    rows = "".join(f'<tr class="{"pass" if item.get("passed") is True else "fail"}"><td>{escaped(item.get("name", ""))}'
                    f'</td><td class="result">{"pass" if item.get("passed") is True else "FAIL"}</td>'
-                   f'<td>{_e(item.get("reason", ""))}</td><td>{_check_numbers(item.get("numbers"))}</td></tr>'
+                   f'<td>{escaped(item.get("reason", ""))}</td><td>{_check_numbers(item.get("numbers"))}</td></tr>'
                    for item in checks)
     failed = sum(item.get("passed") is not True for item in checks)
     summary = f"{failed} of {len(checks)} checks failed" if failed else f"all {len(checks)} checks passed"
-    skipped = "".join(f"<li>{_e(name)}: skipped, {_e(why)}</li>" for name, why in as_dict(entry.get("skipped")).items())
-    return (f'<h3>Checks: {_e(summary)}</h3><table class="checks"><thead><tr><th>check</th><th>result</th>'
+    skipped = "".join(f"<li>{escaped(name)}: skipped, {escaped(why)}</li>"
+                      for name, why in as_dict(entry.get("skipped")).items())
+    return (f'<h3>Checks: {escaped(summary)}</h3><table class="checks"><thead><tr><th>check</th><th>result</th>'
             f"<th>reason</th><th>numbers (lists: per timestep)</th></tr></thead><tbody>{rows}</tbody></table>"
             + (f'<ul class="note">{skipped}</ul>' if skipped else ""))
 
@@ -397,33 +379,19 @@ def _check_numbers(numbers: Any) -> str:
             return f"[{inner}]"
         return f"{value:.3g}" if is_number(value) and not isinstance(value, int) else str(value)
 
-    return "<br>".join(f"<code>{_e(key)}: {_e(shown(value))}</code>" for key, value in as_dict(numbers).items())
-
-
-def _measure_table(title: str, rows: list[tuple[str, list[Any], Any]], timesteps: list[Any]) -> str:
-    """Rows of per-timestep values, each cell with its bootstrap interval where there is one."""
-    head = "".join(f"<th>t={_e(t)}</th>" for t in timesteps)
-    body = []
-    for label, values, interval in rows:
-        low, high = _band(interval)
-        cells = []
-        for t in range(len(timesteps)):
-            band = (f'<br><span class="note">[{_rate(_at(low, t))}, {_rate(_at(high, t))}]</span>'
-                    if is_number(_at(low, t)) and is_number(_at(high, t)) else "")
-            cells.append(f"<td>{_rate(_at(values, t))}{band}</td>")
-        body.append(f"<tr><th>{_e(label)}</th>{''.join(cells)}</tr>")
-    return f'<table class="measures"><caption>{_e(title)}</caption><tr><th></th>{head}</tr>{"".join(body)}</table>'
+    return "<br>".join(f"<code>{escaped(key)}: {escaped(shown(value))}</code>"
+                       for key, value in as_dict(numbers).items())
 
 
 def _measures_html(measures: dict[str, Any], timesteps: list[Any]) -> str:
     """The model's measures (clean section): the mean over the images at each timestep."""
-    head = "".join(f"<th>t={_e(t)}</th>" for t in timesteps)
+    head = "".join(f"<th>t={escaped(t)}</th>" for t in timesteps)
     body = []
     for name, item in measures.items():
         values = as_list(as_dict(item).get("mean"))
-        cells = "".join(f"<td>{_e(f'{_at(values, t):.4g}') if is_number(_at(values, t)) else '–'}</td>"
+        cells = "".join(f"<td>{escaped(f'{value_at(values, t):.4g}') if is_number(value_at(values, t)) else '–'}</td>"
                         for t in range(len(timesteps)))
-        body.append(f"<tr><th>{_e(name)}</th>{cells}</tr>")
+        body.append(f"<tr><th>{escaped(name)}</th>{cells}</tr>")
     return (f'<h3>Measures the model reports</h3><table class="measures"><caption>mean over the images per '
             f'timestep</caption><tr><th></th>{head}</tr>{"".join(body)}</table>')
 
@@ -434,22 +402,23 @@ def _corruption_html(entry: dict[str, Any], timesteps: list[Any]) -> str:
 
     metrics = entry["metrics"]
     library = as_dict(entry.get("library"))
-    rows = [("corruptions", _e(", ".join(str(c) for c in as_list(entry.get("corruptions"))))),
-            ("severities", _e(", ".join(str(s) for s in as_list(entry.get("severities"))))),
-            ("strength", _e(f"{entry.get('strength')}: {entry.get('strength_table')}")),
-            ("library", _e(f"{library.get('name')} {library.get('version')}")),
-            ("mCE over", _e(", ".join(str(c) for c in as_list(metrics.get("mce_over"))) or "no standard corruption")),
-            ("AlexNet normalisation", _e(entry.get("alexnet_normalisation", "")))]
+    rows = [("corruptions", escaped(", ".join(str(c) for c in as_list(entry.get("corruptions"))))),
+            ("severities", escaped(", ".join(str(s) for s in as_list(entry.get("severities"))))),
+            ("strength", escaped(f"{entry.get('strength')}: {entry.get('strength_table')}")),
+            ("library", escaped(f"{library.get('name')} {library.get('version')}")),
+            ("mCE over", escaped(", ".join(str(c) for c in as_list(metrics.get("mce_over")))
+                                 or "no standard corruption")),
+            ("AlexNet normalisation", escaped(entry.get("alexnet_normalisation", "")))]
     if entry.get("strength_parameters"):
         rows.append(("parameters per severity", _inline(entry["strength_parameters"])))
-    rows += [(key.replace("_", " "), _e(text)) for key, text in as_dict(entry.get("handling")).items()]
+    rows += [(key.replace("_", " "), escaped(text)) for key, text in as_dict(entry.get("handling")).items()]
     bootstrap = as_dict(entry.get("bootstrap"))
     if bootstrap:
-        rows.append(("intervals", _e(f"{bootstrap.get('method')} bootstrap over {bootstrap.get('over')}, "
-                                     f"{bootstrap.get('resamples')} resamples, seed {bootstrap.get('seed')}")))
-    tables = [_measure_table("corruption error per timestep", headline(metrics), timesteps)]
-    tables += [_measure_table(title, table, timesteps) for title, table in per_corruption(metrics)]
-    return "<h3>Corruption error</h3>" + _facts(rows) + "".join(tables)
+        rows.append(("intervals", escaped(f"{bootstrap.get('method')} bootstrap over {bootstrap.get('over')}, "
+                                          f"{bootstrap.get('resamples')} resamples, seed {bootstrap.get('seed')}")))
+    tables = [measure_table("corruption error per timestep", headline(metrics), timesteps)]
+    tables += [measure_table(title, table, timesteps) for title, table in per_corruption(metrics)]
+    return "<h3>Corruption error</h3>" + facts(rows) + "".join(tables)
 
 
 def _count(value: Any) -> str:
@@ -463,11 +432,11 @@ def _png_uri(fig: Any) -> str:
 def _entry_html(results: dict[str, Any], entry: dict[str, Any], stem: str, timesteps: list[Any]) -> str:
     level = level_of(results)
     name = _entry_name(entry)
-    meta = " · ".join(f"{label} {_e(entry[key])}" for label, key in (("id", "id"), ("kind", "kind"),
-                                                                      ("plugin", "plugin")) if entry.get(key))
-    parts = [f'<section id="{_e(_anchor(stem))}"><h2>{_e(name)}</h2>', f'<p class="meta">{meta}</p>']
+    meta = " · ".join(f"{label} {escaped(entry[key])}"
+                      for label, key in (("id", "id"), ("kind", "kind"), ("plugin", "plugin")) if entry.get(key))
+    parts = [f'<section id="{escaped(_anchor(stem))}"><h2>{escaped(name)}</h2>', f'<p class="meta">{meta}</p>']
     if entry.get("protocol"):
-        parts.append(f"<p>{_e(entry['protocol'])}</p>")
+        parts.append(f"<p>{escaped(entry['protocol'])}</p>")
     parts.append(_threat_model(entry))
     parts.append(_checks_html(entry))
     series = as_list(entry.get("series"))
@@ -479,23 +448,22 @@ def _entry_html(results: dict[str, Any], entry: dict[str, Any], stem: str, times
         label = plots.series_label(entry, item) or str(item.get("label", ""))
         text = item.get("verdict")
         if text:
-            verdicts.append(f'<li class="{_verdict_class(str(text))}"><b>{_e(label)}</b>: {_e(text)}</li>')
+            verdicts.append(f'<li class="{_verdict_class(str(text))}"><b>{escaped(label)}</b>: {escaped(text)}</li>')
         else:
-            verdicts.append(f'<li><b>{_e(label)}</b>: <span class="empty">no verdict in the document</span></li>')
+            verdicts.append(f'<li><b>{escaped(label)}</b>: <span class="empty">no verdict in the document</span></li>')
     parts.append(f'<ul class="verdicts">{"".join(verdicts)}</ul>')
     model = (results.get("model") or {}).get("name")
     ints = [int(t) for t in timesteps if is_number(t)]
     if len(ints) == len(timesteps) and ints:
         figures = plots.section_figures(entry, ints, model, level, plots.interval_name(results))
-        images = "".join(f'<figure><img alt="{_e(name)}: {"change from t=0" if kind == "change" else "per timestep"}"'
+        images = "".join(f'<figure><img alt="{escaped(name)}: '
+                         f'{"change from t=0" if kind == "change" else "per timestep"}"'
                          f' src="{_png_uri(fig)}"></figure>' for kind, fig in figures)
         parts.append(f'<div class="plots">{images}</div>')
     tables = "".join(_series_table(entry, item, timesteps, level) for item in series)
     parts.append(f'<div class="tables">{tables}</div>')
     parts.append(_spent_tables(entry, timesteps))
     if entry.get("kind") == "gradcam":
-        from pcrobust.gradcam_report import gradcam_html
-
         parts.append(gradcam_html(entry, timesteps))
     if isinstance(entry.get("metrics"), dict):
         parts.append(_corruption_html(entry, timesteps))
@@ -504,7 +472,7 @@ def _entry_html(results: dict[str, Any], entry: dict[str, Any], stem: str, times
     if any(isinstance(item.get("vs_t0"), dict) for item in series):
         stats = results.get("statistics") or {}
         parts.append(f'<p class="note">Highlighted, *: Holm-adjusted p &lt; {1 - level:.2g} '
-                     f"({_e(stats.get('paired_test', 'paired test against t=0'))}). "
+                     f"({escaped(stats.get('paired_test', 'paired test against t=0'))}). "
                      "gained / lost: images with the event at t but not at t=0 / at t=0 but not at t.</p>")
     parts.append("</section>")
     return "".join(parts)
@@ -519,37 +487,37 @@ def _provenance_html(results: dict[str, Any]) -> str:
         versions += [f"{name} {version}" for name, version in provenance["plugins"].items()]
     if provenance.get("torch"):
         versions.append(f"torch {provenance['torch']}")
-    rows.append(("versions", _e(", ".join(versions))))
+    rows.append(("versions", escaped(", ".join(versions))))
     for label, key in (("device", "device"), ("seed", "seed")):
         if key in provenance:
-            rows.append((label, _e(provenance[key])))
+            rows.append((label, escaped(provenance[key])))
     modes = dict.fromkeys(str(x) for x in (provenance.get("gradient_mode"), model.get("gradient_mode"),
                                            *(e.get("gradient_mode") for e in results.get("sections", [])))
                           if x)
     if modes:
-        rows.append(("gradient mode", _e(", ".join(modes))))
+        rows.append(("gradient mode", escaped(", ".join(modes))))
     readouts = dict.fromkeys(f"{e.get('id')}: attacked {e.get('attacked_readout')}, scored {e.get('scored_readout')}"
                              for e in results.get("sections", []) if e.get("attacked_readout"))
     if readouts:
-        rows.append(("readouts", "<br>".join(_e(r) for r in readouts)))
+        rows.append(("readouts", "<br>".join(escaped(r) for r in readouts)))
     if model.get("normalization") is not None:
         rows.append(("normalisation", _inline(model["normalization"])))
     weights = provenance.get("weights")
     if isinstance(weights, dict) and weights:
-        rows.append(("weights (sha256)", "<br>".join(f"{_e(name)}: <code>{_e(digest)}</code>"
+        rows.append(("weights (sha256)", "<br>".join(f"{escaped(name)}: <code>{escaped(digest)}</code>"
                                                      for name, digest in weights.items())))
     other_model = {k: v for k, v in model.items() if k not in ("name", "plugin", "gradient_mode", "normalization")}
-    return (f'<h2 id="provenance">Provenance</h2>{_facts(rows)}'
-            + (f"<h3>model</h3><pre>{_e(_json(other_model))}</pre>" if other_model else "")
-            + f"<h3>full provenance</h3><pre>{_e(_json(provenance))}</pre>")
+    return (f'<h2 id="provenance">Provenance</h2>{facts(rows)}'
+            + (f"<h3>model</h3><pre>{escaped(_json(other_model))}</pre>" if other_model else "")
+            + f"<h3>full provenance</h3><pre>{escaped(_json(provenance))}</pre>")
 
 
 def _plan_html(results: dict[str, Any]) -> str:
     if "plan" not in results:
         return '<h2 id="plan">Plan</h2><p class="empty">The document records no plan.</p>'
     language, text = plan_text(results["plan"])
-    digest = f" (sha256 <code>{_e(results['plan_digest'])}</code>)" if results.get("plan_digest") else ""
-    return f'<h2 id="plan">Plan</h2><p class="note">as {language}{digest}</p><pre>{_e(text)}</pre>'
+    digest = f" (sha256 <code>{escaped(results['plan_digest'])}</code>)" if results.get("plan_digest") else ""
+    return f'<h2 id="plan">Plan</h2><p class="note">as {language}{digest}</p><pre>{escaped(text)}</pre>'
 
 
 def render_html(results: dict[str, Any]) -> str:
@@ -579,7 +547,7 @@ def render_html(results: dict[str, Any]) -> str:
     body += [_provenance_html(results), _plan_html(results)]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{_e(model)} on {_e(dataset)}: pcrobust report</title><style>{CSS}</style></head>"
+            f"<title>{escaped(model)} on {escaped(dataset)}: pcrobust report</title><style>{CSS}</style></head>"
             f"<body><main>{''.join(body)}</main></body></html>\n")
 
 

@@ -19,6 +19,7 @@ from matplotlib.patches import Patch
 
 from pcrobust.document import as_dict, is_number, level_of
 from pcrobust.errors import PcrobustError
+from pcrobust.gradcam_plots import gradcam_figures
 from pcrobust.names import slug
 from pcrobust.vocabulary import NORM_SYMBOLS
 
@@ -359,8 +360,6 @@ def section_figures(entry: dict[str, Any], timesteps: Sequence[int], model: str 
         return [(kind, fig) for kind, fig in found if fig is not None]
     figures = [("values", values_figure(entry, timesteps, model, level, method_name))]
     if entry.get("kind") == "gradcam":
-        from pcrobust.gradcam_report import gradcam_figures
-
         figures = [*gradcam_figures(entry, timesteps, model, level), *figures]
     change = change_figure(entry, timesteps, model, level)
     if change is not None:

@@ -1,8 +1,10 @@
-"""Seeds derived from a run's seed and an item's identity, so random draws never depend on batching."""
+"""Seeds derived from a run's seed and an item's identity, so random draws never depend on batching, and
+numpy's global generator seeded for one block and restored after it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -24,3 +26,14 @@ def per_item_draws(shape: Sequence[int], seeds: Sequence[int], kind: str = "norm
 def float_key(value: float) -> int:
     """A stable integer identity for a parameter value (its IEEE-754 double bits), for use in seed keys."""
     return int(np.array(float(value), dtype=np.float64).view(np.uint64))
+
+
+@contextmanager
+def seeded_global_numpy(seed: int) -> Iterator[None]:
+    """numpy's global generator seeded with ``seed`` inside the block, its previous state restored after."""
+    saved = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(saved)
