@@ -135,6 +135,7 @@ def warnings(results: dict[str, Any]) -> list[str]:
         if ns and ns[0] < FEW_IMAGES:
             found.append(f"{name}: only n = {ns[0]} images (fewer than {FEW_IMAGES}); "
                          "differences between timesteps must be large to be detected")
+        wide: list[tuple[float, int, str]] = []
         for item in series:
             label = plots.series_label(entry, item) or str(item.get("label", ""))
             values = item.get("values")
@@ -149,20 +150,29 @@ def warnings(results: dict[str, Any]) -> list[str]:
             if isinstance(low, list) and isinstance(high, list) and low and len(low) == len(high):
                 widths = [(h - lo, t) for t, (lo, h) in enumerate(zip(low, high, strict=True))
                           if is_number(lo) and is_number(h)]
-                if widths:
-                    width, t = max(widths)
-                    if width > WIDE_INTERVAL:
-                        found.append(f"{name}, {label}: the {level:.0%} interval is {width:.2f} wide at t={t} "
-                                     f"(more than {WIDE_INTERVAL:g}); too wide to conclude much")
+                if widths and max(widths)[0] > WIDE_INTERVAL:
+                    wide.append((*max(widths), label))
             else:
                 unqualified.append(f"{name}, {label}")
             if "vs_t0" not in item and len(timesteps) > 1:
                 unqualified.append(f"{name}, {label} (no paired test against t=0)")
+        if wide:
+            found.append(_wide_warning(name, wide, len(series), level))
     if unqualified:
         shown = "; ".join(dict.fromkeys(unqualified))
         found.append(f"no confidence intervals or paired tests for: {shown}; "
                      "differences between timesteps are unqualified")
     return found
+
+
+def _wide_warning(name: str, wide: list[tuple[float, int, str]], series: int, level: float) -> str:
+    """One line for a section's series whose interval is wider than :data:`WIDE_INTERVAL` somewhere."""
+    width, t, label = max(wide)
+    if len(wide) == 1:
+        return (f"{name}, {label}: the {level:.0%} interval is {width:.2f} wide at t={t} "
+                f"(more than {WIDE_INTERVAL:g}); too wide to conclude much")
+    return (f"{name}: {len(wide)} of {series} series have a {level:.0%} interval wider than {WIDE_INTERVAL:g} "
+            f"(widest {width:.2f}: {label} at t={t}); too wide to conclude much")
 
 
 # --- the page --------------------------------------------------------------------------------------------------

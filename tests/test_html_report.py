@@ -140,3 +140,19 @@ def test_headless_chromium_screenshot(tmp_path: Path, stored: Path):
 
     pixels = imread(str(shot))
     assert pixels[:400].std() > 0.05          # the top of the page has text and plots on it, not a blank page
+
+
+def test_wide_intervals_of_a_section_are_one_warning():
+    document = build_document()
+    attack = next(s for s in document["sections"] if s["kind"] == "attack")
+
+    def wide_of_attack() -> list[str]:
+        return [w for w in warnings(document) if "too wide" in w and w.startswith(attack["title"])]
+
+    (alone,) = wide_of_attack()
+    second = json.loads(json.dumps(next(s for s in attack["series"] if s["label"] in alone)))
+    second["label"] = "copy"
+    attack["series"].append(second)
+    (together,) = wide_of_attack()
+    assert together.startswith(f"{attack['title']}: 2 of {len(attack['series'])} series have a 95% interval wider "
+                               "than 0.2 (widest")
