@@ -307,6 +307,18 @@ def _measure_legend(item: dict[str, Any]) -> str:
     return f"σ={sigma:g}" if is_number(sigma) else str(item.get("label", ""))
 
 
+NO_NOISE_COLOUR = "#555555"
+
+
+def _measure_colours(items: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """A colour per legend entry, the same in every panel; σ = 0 in grey, so each noisy σ has the same colour in
+    the reconstruction and the representation figures (which has no σ = 0)."""
+    clean = {_measure_legend(item) for item in items if as_dict(item.get("key")).get("sigma") == 0}
+    noisy = [label for label in dict.fromkeys(_measure_legend(item) for item in items) if label not in clean]
+    return {**{label: COLOURS[k % len(COLOURS)] for k, label in enumerate(noisy)},
+            **dict.fromkeys(clean, NO_NOISE_COLOUR)}
+
+
 def measures_figure(entry: dict[str, Any], timesteps: Sequence[int], model: str | None = None,
                     level: float = 0.95, normalised: bool = True) -> Figure:
     """One panel per ``panel`` of a section's measures (a layer, the image), a curve per measure: its mean divided
@@ -320,13 +332,14 @@ def measures_figure(entry: dict[str, Any], timesteps: Sequence[int], model: str 
     FigureCanvasAgg(fig)
     axes = fig.subplots(rows, columns, squeeze=False).ravel()
     width = len(timesteps)
+    colours = _measure_colours(entry.get("measures", []))
     for ax, (panel, items) in zip(axes, panels.items(), strict=False):
-        for index, item in enumerate(items):
+        for item in items:
             block = as_dict(item.get("normalised")) if normalised else item
             values = _numbers(block.get("values"), width)
             if values is None:
                 continue
-            colour = COLOURS[index % len(COLOURS)]
+            colour = colours[_measure_legend(item)]
             band = _band(block.get("interval"), width)
             if band is not None and width > 1:
                 ax.fill_between(timesteps, band[0], band[1], color=colour, alpha=0.18, linewidth=0)

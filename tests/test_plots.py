@@ -130,3 +130,25 @@ def test_plots_leave_no_process_wide_matplotlib_state(tmp_path: Path):
             "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot was imported'")
     root = Path(__file__).resolve().parent.parent
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root)
+
+
+def _measure(panel: str, sigma: float) -> dict:
+    values = {"values": [1.0, 0.9], "interval": {"low": [1.0, 0.8], "high": [1.0, 1.0]}}
+    return {"panel": panel, "key": {"sigma": sigma}, "label": f"sigma={sigma}", "metric": "value",
+            "values": [0.2, 0.1], "normalised": values}
+
+
+def test_each_noise_level_has_one_colour_in_both_analysis_figures():
+    from pcrobust.plots import NO_NOISE_COLOUR, measures_figure
+
+    reconstruction = {"title": "reconstruction", "measures": [_measure("image", 0.0), _measure("image", 0.1),
+                                                               _measure("layer 1", 0.0), _measure("layer 1", 0.1)]}
+    representation = {"title": "representation", "measures": [_measure("layer 1", 0.1), _measure("layer 1", 0.2)]}
+
+    def colours(entry: dict) -> dict[str, str]:
+        fig = measures_figure(entry, [0, 1])
+        return {line.get_label(): line.get_color() for ax in fig.axes for line in ax.get_lines()
+                if not line.get_label().startswith("_")}
+
+    rec, rep = colours(reconstruction), colours(representation)
+    assert rec["σ=0"] == NO_NOISE_COLOUR and rec["σ=0.1"] == rep["σ=0.1"] != rep["σ=0.2"]
