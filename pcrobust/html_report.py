@@ -150,8 +150,8 @@ def warnings(results: dict[str, Any]) -> list[str]:
             if isinstance(low, list) and isinstance(high, list) and low and len(low) == len(high):
                 widths = [(h - lo, t) for t, (lo, h) in enumerate(zip(low, high, strict=True))
                           if is_number(lo) and is_number(h)]
-                if widths and max(widths)[0] > WIDE_INTERVAL:
-                    wide.append((*max(widths), label))
+                if widths and (widest := max(widths))[0] > WIDE_INTERVAL:
+                    wide.append((*widest, label))
             else:
                 unqualified.append(f"{name}, {label}")
             if "vs_t0" not in item and len(timesteps) > 1:
